@@ -1,0 +1,89 @@
+"""Files and feeds: atomic writes, safe model loading, JSON reports, generator datasets.
+
+Every artefact is written to a temporary name in its final folder and renamed
+into place, so a killed run leaves the old file or the new one, never half of one.
+"""
+
+import contextlib
+import json
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+from kdistill.errors import KdistillError
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path` and renames it onto `path` on success."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    stem, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_save_model(model, path):
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def atomic_save_npy(array, path):
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+
+
+def write_json(data, path):
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, sort_keys=True, default=_jsonable)
+            f.write("\n")
+    return path
+
+
+def read_json(path):
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _jsonable(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def load_model(path, what):
+    """Loads a `.keras` file in safe mode: registered kdistill/keras-hub classes only."""
+    import kdistill.distiller  # noqa: F401  (registers the custom classes)
+    import kdistill.student  # noqa: F401
+
+    if not os.path.isfile(path):
+        raise KdistillError(f"{path}: no {what} model here; train one first or fix the path")
+    try:
+        return keras.saving.load_model(path, safe_mode=True)
+    except Exception as e:  # Keras raises many types for a damaged archive
+        raise KdistillError(
+            f"{path}: not a loadable {what} model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+            "retrain it or restore the file"
+        ) from None
+
+
+def epoch_dataset(make_batches, signature, num_batches=None):
+    """A `tf.data.Dataset` that calls `make_batches()` afresh every epoch (new shuffle each time)."""
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_generator(make_batches, output_signature=signature)
+    if num_batches is not None:
+        dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
+    return dataset.prefetch(2)

