@@ -14,6 +14,9 @@ import numpy as np
 
 from kdistill.errors import KdistillError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -23,6 +26,7 @@ def atomic_path(path):
     stem, ext = os.path.splitext(os.path.basename(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{stem}.", suffix=f".tmp{ext}", dir=folder)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files 0600; artefacts are meant to be shared
     try:
         yield tmp
         os.replace(tmp, path)

@@ -51,7 +51,7 @@ def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.
     """A BERT classifier from a keras-hub preset (`bert_base_en_uncased`, `hf://...`) or folder."""
     preset = resolve_preset(handle)
     try:
-        return keras_hub.models.BertTextClassifier.from_preset(
+        model = keras_hub.models.BertTextClassifier.from_preset(
             preset, num_classes=num_classes, sequence_length=sequence_length, dropout=dropout
         )
     except (ValueError, OSError, FileNotFoundError) as e:
@@ -59,6 +59,12 @@ def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.
             f"--teacher={handle}: cannot load a BERT preset ({str(e).splitlines()[0][:200]}); "
             "give a keras-hub BERT preset name, an hf:// handle or a local model folder"
         ) from None
+    tokenizer = model.preprocessor.tokenizer
+    # Uncased BERT was pretrained on accent-stripped text (Hugging Face strips accents
+    # whenever it lowercases); keras-hub's BertTokenizer keeps them, turning words like
+    # "café" into [UNK]. Match the pretraining, and the student's tokenizer.
+    tokenizer.strip_accents = tokenizer.lowercase
+    return model
 
 
 def fine_tune(
@@ -92,6 +98,9 @@ def fine_tune(
     )
     with _pretokenized(teacher):
         teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # The teacher is frozen from here on; its AdamW moments would triple the saved file.
+    teacher.optimizer = None
+    teacher.compiled = False
     return teacher
 
 

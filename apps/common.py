@@ -1,0 +1,85 @@
+"""Flags shared by the kdistill binaries and the configs they build."""
+
+import os
+
+from absl import flags
+
+from kdistill import pipeline, training
+
+FLAGS = flags.FLAGS
+
+
+def define_data_flags():
+    flags.DEFINE_string("dataset", default_dataset(), "tfds:<name> or a local folder/file of labelled text.")
+    flags.DEFINE_integer("num_labels", 1000, "Labelled rows to keep from train (stratified, seeded).")
+    flags.DEFINE_integer("seed", 0, "Seeds the labelled sample, the unlabelled cap and training.")
+    flags.DEFINE_integer("max_unlabelled", None, "Keep at most this many unlabelled texts.")
+    flags.DEFINE_string("unlabelled", None, "Extra unlabelled text: a .txt file (one per line) or a labelled file.")
+    flags.DEFINE_string("out_dir", "runs/default", "Run folder for models, caches and metrics.")
+    flags.DEFINE_string("teacher_dir", None, "Folder of the fine-tuned teacher (default <out_dir>/teacher).")
+
+
+def define_teacher_flags():
+    defaults = pipeline.TeacherConfig()
+    flags.DEFINE_string("teacher", defaults.handle, "keras-hub BERT preset, hf:// handle or local folder; "
+                        "'minilm' is the bundled offline MiniLM-L6.")
+    flags.DEFINE_integer("teacher_epochs", defaults.epochs, "Teacher fine-tuning epochs.")
+    flags.DEFINE_float("teacher_learning_rate", defaults.learning_rate, "Teacher peak learning rate.")
+    flags.DEFINE_integer("teacher_batch_size", defaults.batch_size, "Teacher fine-tuning batch size.")
+    flags.DEFINE_integer("max_seq_length", defaults.sequence_length, "Teacher's maximum sequence length.")
+
+
+def define_student_flags():
+    student, distill = training.StudentConfig(), training.DistillConfig()
+    flags.DEFINE_integer("epochs", distill.epochs, "Distillation epochs over the transfer set.")
+    flags.DEFINE_integer("batch_size", distill.batch_size, "Distillation batch size.")
+    flags.DEFINE_float("learning_rate", distill.learning_rate, "Student peak learning rate (cosine decay).")
+    flags.DEFINE_float("alpha", distill.alpha, "Weight of the label cross-entropy; 1-alpha weighs distillation.")
+    flags.DEFINE_float("temperature", distill.temperature, "Softmax temperature of the KL distillation loss.")
+    flags.DEFINE_enum("distillation_loss", distill.distillation_loss, ["kl", "mse"], "Distillation loss.")
+    flags.DEFINE_integer("vocabulary_size", student.vocabulary_size, "WordPiece pieces the student keeps (0 = all).")
+    flags.DEFINE_integer("sequence_length", student.sequence_length, "Student's sequence length in pieces.")
+    flags.DEFINE_integer("embedding_dim", student.embedding_dim, "Student embedding width.")
+    flags.DEFINE_integer("filters", student.filters, "Conv1D filters per kernel width.")
+    flags.DEFINE_list("kernel_sizes", [str(k) for k in student.kernel_sizes], "Conv1D kernel widths.")
+    flags.DEFINE_float("dropout", student.dropout, "Student dropout.")
+    flags.DEFINE_enum("init_embeddings", student.init_embeddings, ["teacher", "random"],
+                      "Start the student's embeddings from a PCA of the teacher's, or at random.")
+
+
+def default_dataset():
+    """The shared SST-2 copy when it sits beside the checkout, else the public tfds one."""
+    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sst2")
+    return os.path.normpath(shared) if os.path.isdir(shared) else "tfds:glue/sst2"
+
+
+def splits():
+    return pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, FLAGS.max_unlabelled, FLAGS.unlabelled)
+
+
+def teacher_dir():
+    return FLAGS.teacher_dir or os.path.join(FLAGS.out_dir, "teacher")
+
+
+def teacher_config():
+    return pipeline.TeacherConfig(
+        handle=FLAGS.teacher, epochs=FLAGS.teacher_epochs, learning_rate=FLAGS.teacher_learning_rate,
+        batch_size=FLAGS.teacher_batch_size, sequence_length=FLAGS.max_seq_length,
+    )
+
+
+def student_config():
+    return training.StudentConfig(
+        vocabulary_size=FLAGS.vocabulary_size, sequence_length=FLAGS.sequence_length,
+        embedding_dim=FLAGS.embedding_dim, filters=FLAGS.filters,
+        kernel_sizes=tuple(int(k) for k in FLAGS.kernel_sizes), dropout=FLAGS.dropout,
+        init_embeddings=FLAGS.init_embeddings,
+    )
+
+
+def distill_config():
+    return training.DistillConfig(
+        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        alpha=FLAGS.alpha, temperature=FLAGS.temperature, distillation_loss=FLAGS.distillation_loss,
+        seed=FLAGS.seed,
+    )

@@ -1,0 +1,137 @@
+"""`Distiller`: a `keras.Model` that trains the student against a frozen teacher.
+
+loss = alpha * cross-entropy(labels, student)          on the rows that carry a label
+     + (1 - alpha) * distillation(teacher, student)    on every row
+
+where distillation is the KL divergence between temperature-softened
+distributions (scaled by T^2, Hinton et al. 2015) or the mean squared error
+between raw logits (Ba & Caruana 2014; Chia et al. 2018).
+
+Inputs are raw strings, or a dict `{"text": strings, "teacher_logits": floats}`
+when the teacher's logits were computed ahead (the normal case: the teacher is
+the expensive part). Labels are class ids, with -1 for unlabelled rows. Only the
+student's weights train; `fit`, `evaluate` and callbacks work as usual.
+
+Example:
+
+```python
+distiller = Distiller(teacher, student)
+distiller.compile(optimizer="adam", alpha=0.5, temperature=2.0, metrics=["accuracy"])
+distiller.fit(dataset_of_text_logits_and_labels, epochs=3)
+distiller.evaluate(dev_texts, dev_labels)
+```
+"""
+
+import keras
+
+LOSSES = ("kl", "mse")
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class Distiller(keras.Model):
+    def __init__(self, teacher, student, **kwargs):
+        super().__init__(**kwargs)
+        self.teacher = teacher
+        self.teacher.trainable = False
+        self.student = student
+        self.alpha = 0.5
+        self.temperature = 2.0
+        self.distillation_loss = "kl"
+        self.built = True  # teacher and student come built; the distiller adds no weights
+
+    def compile(
+        self,
+        optimizer="adam",
+        metrics=None,
+        alpha=0.5,
+        temperature=2.0,
+        distillation_loss="kl",
+        jit_compile=False,  # string ops (tokenisers) cannot run under XLA
+        **kwargs,
+    ):
+        if distillation_loss not in LOSSES:
+            raise ValueError(f"distillation_loss must be one of {LOSSES}, got {distillation_loss!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        super().compile(optimizer=optimizer, metrics=metrics, jit_compile=jit_compile, **kwargs)
+        self.alpha = float(alpha)
+        self.temperature = float(temperature)
+        self.distillation_loss = distillation_loss
+
+    def call(self, inputs, training=False):
+        return self.student(_texts(inputs), training=training)
+
+    def teacher_logits(self, inputs):
+        """Precomputed logits when the batch carries them, else the frozen teacher's output."""
+        if isinstance(inputs, dict) and "teacher_logits" in inputs:
+            return keras.ops.cast(inputs["teacher_logits"], "float32")
+        texts = _texts(inputs)
+        return keras.ops.stop_gradient(self.teacher(self.teacher.preprocessor(texts), training=False))
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        distill = self._distillation(self.teacher_logits(x), y_pred)
+        if y is None or self.alpha == 0.0:
+            return (1.0 - self.alpha) * distill
+        return self.alpha * _labelled_cross_entropy(y, y_pred) + (1.0 - self.alpha) * distill
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if y is None:
+            return self.get_metrics_result()
+        # Unlabelled rows (-1) must not count as wrong answers.
+        labelled = keras.ops.cast(keras.ops.greater_equal(y, 0), "float32")
+        return super().compute_metrics(x, keras.ops.maximum(y, 0), y_pred, sample_weight=labelled)
+
+    def _distillation(self, teacher_logits, student_logits):
+        if self.distillation_loss == "mse":
+            return keras.ops.mean(keras.ops.square(student_logits - teacher_logits))
+        t = self.temperature
+        teacher_probs = keras.ops.softmax(teacher_logits / t, axis=-1)
+        kl = keras.losses.KLDivergence(reduction="sum_over_batch_size")
+        # Gradients of the softened KL shrink as 1/T^2; scaling by T^2 keeps the
+        # balance with the cross-entropy term independent of the temperature.
+        return kl(teacher_probs, keras.ops.softmax(student_logits / t, axis=-1)) * t * t
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            teacher=keras.saving.serialize_keras_object(self.teacher),
+            student=keras.saving.serialize_keras_object(self.student),
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        teacher = keras.saving.deserialize_keras_object(config.pop("teacher"))
+        student = keras.saving.deserialize_keras_object(config.pop("student"))
+        return cls(teacher, student, **config)
+
+    def get_compile_config(self):
+        config = super().get_compile_config() or {}
+        config.update(
+            alpha=self.alpha, temperature=self.temperature, distillation_loss=self.distillation_loss
+        )
+        return config
+
+    def compile_from_config(self, config):
+        if not config:
+            return
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
+def _texts(inputs):
+    return inputs["text"] if isinstance(inputs, dict) else inputs
+
+
+def _labelled_cross_entropy(labels, logits):
+    """Mean cross-entropy over the rows whose label is not -1 (zero if there are none)."""
+    labels = keras.ops.reshape(labels, (-1,))
+    labelled = keras.ops.cast(keras.ops.greater_equal(labels, 0), "float32")
+    per_row = keras.losses.sparse_categorical_crossentropy(
+        keras.ops.maximum(labels, 0), logits, from_logits=True
+    )
+    return keras.ops.sum(per_row * labelled) / keras.ops.maximum(keras.ops.sum(labelled), 1.0)

@@ -1,0 +1,246 @@
+"""The stages of a label-scarce distillation run, each writing its outputs and a `metrics.json`.
+
+data -> `train_teacher` -> `label` (cached teacher logits) -> `distill_student`
+(and `train_labels_only`, the no-teacher baseline) -> `evaluate`. The binaries
+in `apps/` call one stage each; `run_all` chains them for `make demo`.
+
+Run folder layout (`out_dir`):
+
+    teacher/teacher.keras, teacher/metrics.json, teacher/logits/<key>.npy
+    student/student.keras, student/metrics.json
+    labels_only/student.keras, labels_only/metrics.json
+    student_dynamic.tflite (+ .json, .report.json)
+    summary.json
+"""
+
+import dataclasses
+import hashlib
+import os
+import time
+
+from kdistill import data, io, teacher as teacher_lib, training
+from kdistill.errors import KdistillError
+
+STUDENT_FILE = "student.keras"
+METRICS_FILE = "metrics.json"
+
+
+@dataclasses.dataclass
+class TeacherConfig:
+    handle: str = teacher_lib.OFFLINE_TEACHER
+    epochs: int = 5
+    learning_rate: float = 1e-4
+    batch_size: int = 16
+    sequence_length: int = 128
+
+
+def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=None):
+    splits = data.load(dataset, num_labels, seed=seed, max_unlabelled=max_unlabelled, unlabelled=unlabelled)
+    print(f"[data] {dataset}: {splits.describe()}", flush=True)
+    return splits
+
+
+def train_teacher(splits, teacher_dir, config, seed=0):
+    """Fine-tunes the teacher on the labelled rows, saves it, and returns it reloaded and frozen."""
+    start = time.time()
+    print(f"[teacher] fine-tuning {config.handle} on {len(splits.labelled_texts)} labels", flush=True)
+    model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length)
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    teacher_lib.fine_tune(
+        model, splits.labelled_texts, splits.labelled_labels, epochs=config.epochs,
+        batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,
+    )
+    teacher_lib.save(model, teacher_dir)
+    model = teacher_lib.load(teacher_dir)
+    dev_logits = teacher_lib.logits(model, splits.dev_texts, cache_dir=teacher_dir, verbose=False)
+    metrics = {
+        "teacher_dev_acc": training.accuracy(dev_logits, splits.dev_labels),
+        "teacher_params": int(model.count_params()),
+        "teacher": config.handle,
+        "num_labels": len(splits.labelled_texts),
+        "class_names": splits.class_names,
+        "seconds": round(time.time() - start, 1),
+        **_config_dict(config, "teacher_"),
+    }
+    io.write_json(metrics, os.path.join(teacher_dir, METRICS_FILE))
+    print(f"[teacher] dev accuracy {metrics['teacher_dev_acc']:.4f} ({metrics['seconds']} s)", flush=True)
+    return model, metrics
+
+
+def train_or_reuse_teacher(splits, teacher_dir, config, seed=0):
+    """The teacher of `teacher_dir` if it was trained on these labels with this config, else a new one."""
+    key = _teacher_key(splits, config, seed)
+    metrics_path = os.path.join(teacher_dir, METRICS_FILE)
+    if os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == key:
+        print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
+        return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
+    model, metrics = train_teacher(splits, teacher_dir, config, seed)
+    metrics["run_key"] = key
+    io.write_json(metrics, metrics_path)
+    return model, metrics
+
+
+def _teacher_key(splits, config, seed):
+    digest = hashlib.sha256(repr((dataclasses.asdict(config), seed, splits.class_names)).encode())
+    for text, label in zip(splits.labelled_texts, splits.labelled_labels):
+        digest.update(f"{label}\t{text}\0".encode("utf-8"))
+    return digest.hexdigest()[:32]
+
+
+def load_teacher(teacher_dir, splits):
+    model = teacher_lib.load(teacher_dir)
+    if model.num_classes != splits.num_classes:
+        raise KdistillError(
+            f"{teacher_dir}: the teacher has {model.num_classes} classes but the data has "
+            f"{splits.num_classes}; train a teacher on this dataset"
+        )
+    return model
+
+
+def label(teacher, teacher_dir, splits):
+    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached."""
+    print(f"[label] teacher logits for {len(splits.unlabelled_texts)} unlabelled texts", flush=True)
+    return {
+        "dev": teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False),
+        "labelled": teacher_lib.logits(teacher, splits.labelled_texts, cache_dir=teacher_dir, verbose=False),
+        "unlabelled": teacher_lib.logits(teacher, splits.unlabelled_texts, cache_dir=teacher_dir),
+    }
+
+
+def distill_student(teacher, logits, splits, student_dir, student_config, distill_config):
+    """Distils a fresh student from the teacher's logits and saves it with its metrics."""
+    start = time.time()
+    student = training.build_student(teacher, splits, student_config, seed=distill_config.seed)
+    print(
+        f"[distill] student of {student.count_params():,} parameters on "
+        f"{len(splits.labelled_texts) + len(splits.unlabelled_texts)} transfer texts", flush=True,
+    )
+    training.distill(teacher, student, splits, logits["unlabelled"], logits["labelled"], distill_config)
+    return _finish_student(student, splits, student_dir, start, logits["dev"], student_config, distill_config)
+
+
+def train_labels_only(teacher, splits, student_dir, student_config, distill_config, teacher_dev_logits=None):
+    """The same student trained on the labelled rows alone (the teacher only lends its vocabulary)."""
+    start = time.time()
+    print(f"[labels-only] same student, {len(splits.labelled_texts)} labels, no teacher", flush=True)
+    student = training.build_student(teacher, splits, student_config, seed=distill_config.seed)
+    training.train_labels_only(student, splits, distill_config, verbose=0)
+    return _finish_student(student, splits, student_dir, start, teacher_dev_logits, student_config, distill_config)
+
+
+def _finish_student(student, splits, student_dir, start, teacher_dev_logits, student_config, distill_config):
+    io.atomic_save_model(student, os.path.join(student_dir, STUDENT_FILE))
+    dev_logits = student.predict_texts(splits.dev_texts)
+    metrics = {
+        "student_dev_acc": training.accuracy(dev_logits, splits.dev_labels),
+        "student_params": int(student.count_params()),
+        "num_labels": len(splits.labelled_texts),
+        "num_unlabelled": len(splits.unlabelled_texts),
+        "seconds": round(time.time() - start, 1),
+        **_config_dict(student_config, "student_"),
+        **_config_dict(distill_config, "distill_"),
+    }
+    if teacher_dev_logits is not None:
+        metrics["agreement_with_teacher"] = training.agreement(dev_logits, teacher_dev_logits)
+    io.write_json(metrics, os.path.join(student_dir, METRICS_FILE))
+    print(f"[student] dev accuracy {metrics['student_dev_acc']:.4f} -> {student_dir}", flush=True)
+    return student, metrics
+
+
+def load_student(student_dir):
+    path = os.path.join(student_dir, STUDENT_FILE) if os.path.isdir(student_dir) else student_dir
+    return io.load_model(path, "student")
+
+
+def evaluate(splits, teacher=None, students=None):
+    """Dev accuracy of the teacher and of each named student, and each student's agreement with it."""
+    results = {"dev_rows": len(splits.dev_texts)}
+    teacher_logits = None
+    if teacher is not None:
+        teacher_logits = teacher_lib.logits(teacher, splits.dev_texts, verbose=False)
+        results["teacher_dev_acc"] = training.accuracy(teacher_logits, splits.dev_labels)
+        results["teacher_params"] = int(teacher.count_params())
+    for name, student in (students or {}).items():
+        logits = student.predict_texts(splits.dev_texts)
+        results[f"{name}_dev_acc"] = training.accuracy(logits, splits.dev_labels)
+        results[f"{name}_params"] = int(student.count_params())
+        if teacher_logits is not None:
+            results[f"{name}_agreement"] = training.agreement(logits, teacher_logits)
+    return results
+
+
+def _config_dict(config, prefix):
+    return {prefix + k: v for k, v in dataclasses.asdict(config).items()}
+
+
+
+def run_all(
+    dataset, num_labels, out_dir, teacher_config, student_config, distill_config,
+    seed=0, max_unlabelled=None, unlabelled=None, export_mode="dynamic",
+):
+    """The whole pipeline: teacher, labels, labels-only baseline, distilled student, TFLite export."""
+    from export import tflite  # export builds on kdistill, not the other way round
+
+    start = time.time()
+    splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled)
+    teacher_dir = os.path.join(out_dir, "teacher")
+    teacher, teacher_metrics = train_or_reuse_teacher(splits, teacher_dir, teacher_config, seed)
+    logits = label(teacher, teacher_dir, splits)
+    _, baseline = train_labels_only(
+        teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, logits["dev"]
+    )
+    student_dir = os.path.join(out_dir, "student")
+    student, distilled = distill_student(teacher, logits, splits, student_dir, student_config, distill_config)
+    tflite_path = os.path.join(out_dir, f"student_{export_mode}.tflite")
+    print(f"[export] {tflite_path}", flush=True)
+    tflite.export_student(student, tflite_path, mode=export_mode)
+    parity = tflite.parity(student, tflite_path, splits.dev_texts)
+    io.write_json(parity, tflite_path + ".report.json")
+    summary = {
+        "dataset": dataset,
+        "num_labels": len(splits.labelled_texts),
+        "num_unlabelled": len(splits.unlabelled_texts),
+        "dev_rows": len(splits.dev_texts),
+        "seed": seed,
+        "teacher": teacher_config.handle,
+        "teacher_dev_acc": teacher_metrics["teacher_dev_acc"],
+        "student_dev_acc": distilled["student_dev_acc"],
+        "labels_only_dev_acc": baseline["student_dev_acc"],
+        "student_agreement_with_teacher": distilled["agreement_with_teacher"],
+        "teacher_params": teacher_metrics["teacher_params"],
+        "student_params": distilled["student_params"],
+        "student_dir": student_dir,
+        "tflite_path": tflite_path,
+        "tflite_bytes": os.path.getsize(tflite_path),
+        "tflite_agreement_with_keras": parity["agreement"],
+        "seconds": round(time.time() - start, 1),
+    }
+    io.write_json(summary, os.path.join(out_dir, "summary.json"))
+    return summary
+
+
+def format_summary(summary):
+    """A small table of what a run measured, for people."""
+    ratio = summary["teacher_params"] / summary["student_params"]
+    rows = [
+        ("teacher (fine-tuned on the labels)", summary["teacher_dev_acc"], summary["teacher_params"]),
+        ("student, labels only", summary["labels_only_dev_acc"], summary["student_params"]),
+        ("student, distilled", summary["student_dev_acc"], summary["student_params"]),
+    ]
+    lines = [
+        f"{summary['dataset']}: {summary['num_labels']} labels, {summary['num_unlabelled']} unlabelled texts, "
+        f"dev accuracy on {summary['dev_rows']} rows (seed {summary['seed']})",
+        f"{'model':<36}{'dev acc':>9}{'params':>14}",
+    ]
+    lines += [f"{name:<36}{acc:>9.2%}{params:>14,}" for name, acc, params in rows]
+    lines += [
+        f"distilled - labels-only: {summary['student_dev_acc'] - summary['labels_only_dev_acc']:+.2%}; "
+        f"student agrees with teacher on {summary['student_agreement_with_teacher']:.2%} of dev; "
+        f"{ratio:.0f}x fewer parameters",
+        f"TFLite: {summary['tflite_path']} ({summary['tflite_bytes'] / 1e6:.2f} MB, same label as Keras on "
+        f"{summary['tflite_agreement_with_keras']:.2%} of dev)",
+        f"total {summary['seconds'] / 60:.1f} min",
+    ]
+    return "\n".join(lines)

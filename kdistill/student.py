@@ -1,0 +1,173 @@
+"""The convolutional student of Chia et al. (2018): small, fast, text in and logits out.
+
+WordPiece ids -> embeddings -> parallel Conv1D branches of several kernel
+widths -> max over time (padding masked out) -> dense logits. The student owns
+its tokenizer (`StudentTokenizer`), so it is called on raw strings like the
+teacher, and the same config that built it is saved with it.
+
+Example:
+
+```python
+student = Student(vocabulary, num_classes=2, embedding_dim=64, filters=128)
+logits = student(tf.constant(["a gripping, funny film"]))
+```
+"""
+
+import keras
+import numpy as np
+
+from kdistill.tokenizer import StudentTokenizer
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class ZeroPadding(keras.layers.Layer):
+    """Zeroes the embeddings of padding positions (id 0).
+
+    Convolution windows that overhang the end of a text then see zeros, exactly as
+    at the start, whatever the [PAD] row of the embedding table has learned.
+    """
+
+    def call(self, embeddings, token_ids):
+        mask = keras.ops.cast(keras.ops.not_equal(token_ids, 0), embeddings.dtype)
+        return embeddings * keras.ops.expand_dims(mask, -1)
+
+    def compute_output_shape(self, embeddings_shape, token_ids_shape=None):
+        return embeddings_shape
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """Max over the time steps that hold a real token (id != 0)."""
+
+    def call(self, features, token_ids):
+        mask = keras.ops.expand_dims(keras.ops.not_equal(token_ids, 0), -1)
+        lowest = keras.ops.cast(-1e9, features.dtype)
+        pooled = keras.ops.max(keras.ops.where(mask, features, lowest), axis=1)
+        # An empty text has no token at all: give it zeros, not -1e9.
+        return keras.ops.where(keras.ops.any(mask, axis=1), pooled, keras.ops.zeros_like(pooled))
+
+    def compute_output_shape(self, features_shape, token_ids_shape=None):
+        return (features_shape[0], features_shape[-1])
+
+
+def conv_classifier(
+    vocabulary_size,
+    num_classes,
+    sequence_length=64,
+    embedding_dim=64,
+    filters=128,
+    kernel_sizes=(2, 3, 4, 5),
+    dropout=0.3,
+    name="conv_classifier",
+):
+    """The id-level network: `(batch, sequence_length)` int ids -> `(batch, num_classes)` logits."""
+    token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+    x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")(token_ids)
+    x = ZeroPadding(name="zero_padding")(x, token_ids)
+    x = keras.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
+    branches = []
+    for width in kernel_sizes:
+        h = keras.layers.Conv1D(filters, width, padding="same", activation="relu", name=f"conv_{width}")(x)
+        branches.append(MaskedGlobalMaxPooling1D(name=f"max_over_time_{width}")(h, token_ids))
+    x = keras.layers.Concatenate(name="features")(branches) if len(branches) > 1 else branches[0]
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(token_ids, logits, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class Student(keras.Model):
+    """Raw strings -> class logits.
+
+    Args:
+        vocabulary: the teacher's WordPiece vocabulary.
+        num_classes: number of output classes.
+        kept_ids: optional pruned vocabulary (see `tokenizer.prune_vocabulary`).
+        sequence_length, embedding_dim, filters, kernel_sizes, dropout: the shape
+            of the network (see `conv_classifier`).
+        class_names: label names, kept with the model for prediction and export.
+    """
+
+    def __init__(
+        self,
+        vocabulary,
+        num_classes,
+        kept_ids=None,
+        sequence_length=64,
+        embedding_dim=64,
+        filters=128,
+        kernel_sizes=(2, 3, 4, 5),
+        dropout=0.3,
+        lowercase=True,
+        class_names=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.tokenizer = StudentTokenizer(vocabulary, sequence_length, kept_ids, lowercase, name="tokenizer")
+        self.classifier = conv_classifier(
+            self.tokenizer.vocabulary_size,
+            num_classes,
+            sequence_length=sequence_length,
+            embedding_dim=embedding_dim,
+            filters=filters,
+            kernel_sizes=tuple(kernel_sizes),
+            dropout=dropout,
+        )
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.embedding_dim = int(embedding_dim)
+        self.filters = int(filters)
+        self.kernel_sizes = [int(k) for k in kernel_sizes]
+        self.dropout = float(dropout)
+        self.built = True
+
+    def call(self, texts, training=False):
+        return self.classifier(self.tokenizer(texts), training=training)
+
+    def predict_texts(self, texts, batch_size=256):
+        """Logits for a list of strings, batched, without a tf.data pipeline."""
+        texts = np.asarray(texts, dtype=object)
+        out = [
+            keras.ops.convert_to_numpy(self(texts[i : i + batch_size]))
+            for i in range(0, len(texts), batch_size)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, self.num_classes), np.float32)
+
+    def set_embeddings(self, matrix):
+        self.classifier.get_layer("token_embedding").set_weights([np.asarray(matrix, np.float32)])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary=self.tokenizer.vocabulary,
+            num_classes=self.num_classes,
+            kept_ids=self.tokenizer.kept_ids,
+            sequence_length=self.tokenizer.sequence_length,
+            embedding_dim=self.embedding_dim,
+            filters=self.filters,
+            kernel_sizes=self.kernel_sizes,
+            dropout=self.dropout,
+            lowercase=self.tokenizer.lowercase,
+            class_names=self.class_names,
+        )
+        return config
+
+
+def projected_embeddings(teacher_embeddings, kept_ids, dim, seed=0):
+    """The teacher's token embeddings of the kept pieces, PCA-projected to `dim` columns.
+
+    Starting from the teacher's geometry gives rare pieces, which the transfer
+    set barely trains, sensible neighbours from the first step.
+    """
+    rows = np.asarray(teacher_embeddings, np.float64)[np.asarray(kept_ids)]
+    centred = rows - rows.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    projected = centred @ components[:dim].T
+    if projected.shape[1] < dim:  # fewer teacher dimensions than asked: pad with small noise
+        extra = np.random.default_rng(seed).normal(0, projected.std(), (len(rows), dim - projected.shape[1]))
+        projected = np.concatenate([projected, extra], axis=1)
+    # Keras' default embedding init is uniform(-0.05, 0.05); match its scale so the
+    # convolutions see inputs of the size their initialisers expect.
+    projected *= 0.05 / (projected.std() + 1e-12)
+    projected[0] = 0.0  # [PAD]
+    return projected.astype(np.float32)

@@ -1,0 +1,152 @@
+"""The student's tokenizer: raw strings to fixed-length WordPiece ids, inside the graph.
+
+It uses TF Text's `FastBertNormalizer` and `FastWordpieceTokenizer`, the ops
+LiteRT runs as custom ops, so the exported phone model takes text directly.
+
+The vocabulary is the teacher's WordPiece vocabulary, so the student splits
+words exactly as the teacher does. `prune_vocabulary` keeps only the pieces the
+task's own text uses most: the embedding table, the bulk of the student's
+parameters, shrinks about 4x while the rare pieces fall back to `[UNK]`.
+
+Example:
+
+```python
+tokenizer = StudentTokenizer(["[PAD]", "[UNK]", "the", "film", "##s"], sequence_length=8)
+tokenizer(["The films"])  # [[2, 3, 4, 0, 0, 0, 0, 0]]
+```
+"""
+
+import keras
+import numpy as np
+
+PAD = "[PAD]"
+UNK = "[UNK]"
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class StudentTokenizer(keras.layers.Layer):
+    """Strings -> int32 ids of shape `(batch, sequence_length)`, 0-padded.
+
+    Args:
+        vocabulary: the WordPiece vocabulary (list of pieces, `[PAD]` first).
+        sequence_length: ids are truncated or padded to this length.
+        kept_ids: optional ids into `vocabulary` that the student keeps, in the
+            order of its embedding rows; other pieces become `[UNK]`.
+        lowercase: lower-case and strip accents before splitting (uncased BERT).
+    """
+
+    def __init__(self, vocabulary, sequence_length=64, kept_ids=None, lowercase=True, **kwargs):
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        self.vocabulary = list(vocabulary)
+        self.sequence_length = int(sequence_length)
+        self.kept_ids = None if kept_ids is None else [int(i) for i in kept_ids]
+        self.lowercase = bool(lowercase)
+        if self.vocabulary[0] != PAD or UNK not in self.vocabulary:
+            raise ValueError(f"the vocabulary must start with {PAD} and contain {UNK}")
+        self._remap = _remap_table(len(self.vocabulary), self.kept_ids, self.vocabulary.index(UNK))
+        self._normalizer = None
+        self._wordpiece = None
+
+    @property
+    def vocabulary_size(self):
+        return len(self.vocabulary) if self.kept_ids is None else len(self.kept_ids)
+
+    def student_vocabulary(self):
+        """The pieces in the order of the student's embedding rows."""
+        if self.kept_ids is None:
+            return list(self.vocabulary)
+        return [self.vocabulary[i] for i in self.kept_ids]
+
+    def _ops(self):
+        # Built lazily: TF Text compiles the vocabulary into a model buffer, which is not
+        # needed until the first call.
+        if self._wordpiece is None:
+            import tensorflow as tf
+            import tensorflow_text as tf_text
+
+            # init_scope: the ops' constants must outlive whatever graph is being traced now.
+            with tf.init_scope():
+                self._build_ops(tf_text)
+        return self._normalizer, self._wordpiece
+
+    def _build_ops(self, tf_text):
+        self._normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=self.lowercase)
+        self._wordpiece = tf_text.FastWordpieceTokenizer(
+            vocab=self.vocabulary,
+            token_out_type="int32",
+            unknown_token=UNK,
+            no_pretokenization=False,
+            support_detokenization=False,
+        )
+
+    def full_ids(self, texts):
+        """Ragged ids into the full vocabulary, before truncation and pruning."""
+        import tensorflow as tf
+
+        normalizer, wordpiece = self._ops()
+        texts = tf.convert_to_tensor(texts, dtype=tf.string)
+        return wordpiece.tokenize(normalizer.normalize(texts))
+
+    def __call__(self, texts, *args, **kwargs):
+        # Like keras-hub's tokenizers, accept plain Python lists of strings.
+        if isinstance(texts, (list, tuple, str)):
+            import tensorflow as tf
+
+            texts = tf.constant(texts, dtype=tf.string)
+        return super().__call__(texts, *args, **kwargs)
+
+    def call(self, texts):
+        import tensorflow as tf
+
+        # to_tensor with a fixed shape both pads and truncates; slicing the ragged ids
+        # first would lower to RaggedRange, which LiteRT has no kernel for.
+        ids = self.full_ids(texts).to_tensor(default_value=0, shape=[None, self.sequence_length])
+        if self._remap is not None:
+            ids = tf.gather(tf.constant(self._remap), ids)
+        return ids
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.sequence_length,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            vocabulary=self.vocabulary,
+            sequence_length=self.sequence_length,
+            kept_ids=self.kept_ids,
+            lowercase=self.lowercase,
+        )
+        return config
+
+
+def _remap_table(full_size, kept_ids, unk_id):
+    """Full-vocabulary id -> student id; dropped pieces go to the student's `[UNK]`."""
+    if kept_ids is None:
+        return None
+    table = np.full(full_size, kept_ids.index(unk_id), dtype=np.int32)
+    table[np.asarray(kept_ids)] = np.arange(len(kept_ids), dtype=np.int32)
+    return table
+
+
+def prune_vocabulary(vocabulary, texts, size, lowercase=True, batch_size=4096):
+    """Ids of the special tokens plus the `size` pieces most frequent in `texts`.
+
+    Pieces are ordered by frequency, so the result is stable for a given corpus.
+    """
+    tokenizer = StudentTokenizer(vocabulary, lowercase=lowercase)
+    counts = np.zeros(len(vocabulary), dtype=np.int64)
+    texts = np.asarray(texts, dtype=object)
+    for start in range(0, len(texts), batch_size):
+        ids = tokenizer.full_ids(texts[start : start + batch_size]).flat_values.numpy()
+        counts += np.bincount(ids, minlength=len(vocabulary))
+    special = [vocabulary.index(t) for t in SPECIAL_TOKENS if t in vocabulary]
+    counts[special] = -1
+    by_frequency = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]
+    return special + by_frequency[: max(size - len(special), 0)]
+
+
+def read_vocabulary(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]

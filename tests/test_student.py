@@ -1,0 +1,89 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kdistill import student as student_lib
+from kdistill import tokenizer as tokenizer_lib
+from kdistill import training
+
+
+@pytest.fixture(scope="module")
+def vocabulary(teacher):
+    return teacher.preprocessor.tokenizer.get_vocabulary()
+
+
+def test_student_tokenizer_splits_like_the_teacher(teacher, vocabulary, sst2_splits):
+    texts = list(sst2_splits.dev_texts[:200]) + ["Ça m'a beaucoup plu — très émouvant", "THIS Movie Was GREAT!!"]
+    ours = tokenizer_lib.StudentTokenizer(vocabulary, sequence_length=128).full_ids(texts).to_list()
+    theirs = teacher.preprocessor.tokenizer(tf.constant(texts))
+    theirs = theirs.to_list() if hasattr(theirs, "to_list") else theirs
+    assert ours == theirs
+
+
+def test_pruned_vocabulary_keeps_specials_and_frequent_pieces(vocabulary, sst2_splits):
+    kept = tokenizer_lib.prune_vocabulary(vocabulary, sst2_splits.unlabelled_texts, 2000)
+    assert len(kept) == 2000
+    assert [vocabulary[i] for i in kept[:5]] == list(tokenizer_lib.SPECIAL_TOKENS)
+    assert {"the", "film", "movie", "."} <= {vocabulary[i] for i in kept}
+    tokenizer = tokenizer_lib.StudentTokenizer(vocabulary, sequence_length=16, kept_ids=kept)
+    ids = tokenizer(["the film", "xylophonist"]).numpy()
+    unk = kept.index(vocabulary.index("[UNK]"))
+    assert ids.max() < 2000
+    assert ids[0, 0] == kept.index(vocabulary.index("the"))
+    assert unk in ids[1]  # a rare word's pieces fall back to [UNK]
+
+
+def test_tokenizer_truncates_and_pads(vocabulary):
+    tokenizer = tokenizer_lib.StudentTokenizer(vocabulary, sequence_length=8)
+    ids = tokenizer(["good " * 100, "", "good"]).numpy()
+    assert ids.shape == (3, 8)
+    assert (ids[0] != 0).all() and (ids[1] == 0).all() and (ids[2, 1:] == 0).all()
+
+
+def _student(vocabulary, texts, **kwargs):
+    kept = tokenizer_lib.prune_vocabulary(vocabulary, texts, 1000)
+    return student_lib.Student(vocabulary, 2, kept_ids=kept, embedding_dim=16, filters=8, **kwargs)
+
+
+def test_padding_does_not_reach_the_logits(vocabulary, sst2_splits):
+    student = _student(vocabulary, sst2_splits.unlabelled_texts, sequence_length=32)
+    texts = ["a charming film", "dull", ""]
+    before = student.predict_texts(texts)
+    embedding = student.classifier.get_layer("token_embedding")
+    table = embedding.get_weights()[0]
+    table[0] = 1e3  # the [PAD] row: masked pooling must ignore it
+    embedding.set_weights([table])
+    np.testing.assert_allclose(student.predict_texts(texts), before, atol=1e-5)
+    assert np.isfinite(before).all()
+
+
+def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_path):
+    student = _student(vocabulary, sst2_splits.unlabelled_texts, class_names=["neg", "pos"])
+    path = str(tmp_path / "student.keras")
+    student.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    texts = list(sst2_splits.dev_texts[:20])
+    np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)
+    assert again.class_names == ["neg", "pos"]
+    assert again.tokenizer.kept_ids == student.tokenizer.kept_ids
+
+
+def test_projected_embeddings_keep_the_teachers_neighbours(teacher, vocabulary):
+    table = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
+    words = ["good", "great", "excellent", "bad", "awful", "terrible", "[PAD]", "[UNK]"]
+    ids = [vocabulary.index(w) for w in words]
+    kept = [0] + [i for i in ids if i != 0]
+    projected = student_lib.projected_embeddings(table, kept, dim=4)
+    assert projected.shape == (len(kept), 4)
+    assert not projected[0].any()
+    good, great, awful = (projected[kept.index(vocabulary.index(w))] for w in ("good", "great", "awful"))
+    assert np.linalg.norm(good - great) < np.linalg.norm(good - awful) * 1.5
+
+
+def test_build_student_from_config(teacher, sst2_splits):
+    config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5))
+    student = training.build_student(teacher, sst2_splits, config)
+    assert student.tokenizer.vocabulary_size == 3000
+    assert student.count_params() == 3000 * 32 + (3 * 32 * 16 + 16) + (5 * 32 * 16 + 16) + (32 * 2 + 2)
+    assert student.class_names == sst2_splits.class_names

@@ -1,0 +1,58 @@
+import os
+
+import keras
+import numpy as np
+
+from kdistill import teacher as teacher_lib
+from tests.conftest import accuracy
+
+
+def test_fine_tuned_teacher_learns_sst2(teacher, transfer_logits, sst2_splits):
+    # 300 labels, 3 epochs of MiniLM-L6: well above the 50% of chance on real dev sentences.
+    assert accuracy(transfer_logits["dev"], sst2_splits.dev_labels) > 0.72
+
+
+def test_loaded_teacher_is_frozen(teacher):
+    assert not teacher.trainable
+    assert teacher.trainable_weights == []
+    assert teacher.count_params() > 22_000_000
+
+
+def test_length_bucketing_matches_full_padding(teacher, sst2_splits):
+    texts = list(sst2_splits.dev_texts[:40])
+    bucketed = teacher_lib.logits(teacher, texts, verbose=False)
+    full = teacher(teacher.preprocessor(keras.ops.convert_to_tensor(texts)), training=False)
+    np.testing.assert_allclose(bucketed, keras.ops.convert_to_numpy(full), atol=2e-4)
+
+
+def test_logits_are_cached_by_content(teacher, teacher_dir, sst2_splits, monkeypatch):
+    texts = list(sst2_splits.dev_texts[:16])
+    first = teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False)
+    key = teacher_lib.fingerprint(teacher, texts)
+    assert os.path.exists(os.path.join(teacher_dir, "logits", key + ".npy"))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the teacher ran although its logits were cached")
+
+    monkeypatch.setattr(teacher, "predict_on_batch", must_not_run)
+    np.testing.assert_array_equal(teacher_lib.logits(teacher, texts, cache_dir=teacher_dir), first)
+    assert teacher_lib.fingerprint(teacher, texts[:-1]) != key
+
+
+def test_fingerprint_follows_the_weights(teacher_dir, sst2_splits):
+    model = teacher_lib.load(teacher_dir)
+    texts = list(sst2_splits.dev_texts[:4])
+    before = teacher_lib.fingerprint(model, texts)
+    dense = model.output_dense
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, bias + 1e-3])
+    assert teacher_lib.fingerprint(model, texts) != before
+
+
+def test_teacher_round_trips_through_keras_file(teacher, teacher_dir, sst2_splits, tmp_path):
+    texts = list(sst2_splits.dev_texts[:8])
+    path = teacher_lib.save(teacher, str(tmp_path))
+    again = teacher_lib.load(path)
+    np.testing.assert_allclose(
+        teacher_lib.logits(again, texts, verbose=False), teacher_lib.logits(teacher, texts, verbose=False), atol=1e-5
+    )
