@@ -55,7 +55,11 @@ class Distiller(keras.Model):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        super().compile(optimizer=optimizer, metrics=metrics, jit_compile=jit_compile, **kwargs)
+        # Keras applies sample weights only to `weighted_metrics`; compute_metrics weighs
+        # unlabelled rows by zero, so the metrics must go there to score labelled rows only.
+        if metrics is not None:
+            kwargs["weighted_metrics"] = list(metrics) + list(kwargs.get("weighted_metrics") or [])
+        super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.distillation_loss = distillation_loss

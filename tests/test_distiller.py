@@ -1,0 +1,121 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kdistill import training
+from kdistill.distiller import Distiller
+from tests.conftest import accuracy
+
+SMALL = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=32, kernel_sizes=(2, 3, 4))
+
+
+def _softmax(x, t=1.0):
+    e = np.exp((x - x.max(-1, keepdims=True)) / t)
+    return e / e.sum(-1, keepdims=True)
+
+
+def _distiller(teacher, sst2_splits, **compile_kwargs):
+    distiller = Distiller(teacher, training.build_student(teacher, sst2_splits, SMALL))
+    distiller.compile(optimizer="adam", **compile_kwargs)
+    return distiller
+
+
+def test_kl_loss_is_the_softened_kl_times_t_squared(teacher, sst2_splits, transfer_logits):
+    distiller = _distiller(teacher, sst2_splits, alpha=0.0, temperature=3.0)
+    texts = tf.constant(list(sst2_splits.labelled_texts[:16]))
+    t_logits = transfer_logits["labelled"][:16]
+    s_logits = keras.ops.convert_to_numpy(distiller(texts))
+    x = {"text": texts, "teacher_logits": t_logits}
+    loss = float(distiller.compute_loss(x, None, s_logits))
+    p, q = _softmax(t_logits, 3.0), _softmax(s_logits, 3.0)
+    expected = np.mean(np.sum(p * np.log(p / q), -1)) * 9.0
+    assert loss == pytest.approx(expected, rel=1e-4)
+
+
+def test_mse_and_label_terms_mix_by_alpha(teacher, sst2_splits, transfer_logits):
+    distiller = _distiller(teacher, sst2_splits, alpha=0.25, distillation_loss="mse")
+    texts = tf.constant(list(sst2_splits.labelled_texts[:8]))
+    t_logits = transfer_logits["labelled"][:8]
+    s_logits = keras.ops.convert_to_numpy(distiller(texts))
+    labels = np.array([1, 0, -1, -1, 1, -1, 0, -1], np.int32)  # -1: unlabelled rows
+    loss = float(distiller.compute_loss({"text": texts, "teacher_logits": t_logits}, labels, s_logits))
+    have = labels >= 0
+    ce = -np.log(_softmax(s_logits)[np.arange(8), np.maximum(labels, 0)])[have].mean()
+    mse = np.mean((s_logits - t_logits) ** 2)
+    assert loss == pytest.approx(0.25 * ce + 0.75 * mse, rel=1e-4)
+
+
+def test_runs_the_teacher_when_the_batch_has_no_logits(teacher, sst2_splits, transfer_logits):
+    distiller = _distiller(teacher, sst2_splits)
+    texts = tf.constant(list(sst2_splits.labelled_texts[:16]))
+    live = keras.ops.convert_to_numpy(distiller.teacher_logits(texts))
+    np.testing.assert_allclose(live, transfer_logits["labelled"][:16], atol=2e-4)
+    s_logits = distiller(texts)
+    cached = distiller.compute_loss({"text": texts, "teacher_logits": transfer_logits["labelled"][:16]}, None, s_logits)
+    assert float(distiller.compute_loss(texts, None, s_logits)) == pytest.approx(float(cached), rel=1e-3)
+
+
+def test_bad_compile_arguments_are_refused(teacher, sst2_splits):
+    distiller = Distiller(teacher, training.build_student(teacher, sst2_splits, SMALL))
+    with pytest.raises(ValueError, match="distillation_loss"):
+        distiller.compile(distillation_loss="cosine")
+    with pytest.raises(ValueError, match="alpha"):
+        distiller.compile(alpha=1.5)
+
+
+def _distil(teacher, splits, unlabelled_logits, labelled_logits, epochs=8):
+    student = training.build_student(teacher, splits, SMALL)
+    config = training.DistillConfig(epochs=epochs, batch_size=64, alpha=0.0)
+    training.distill(teacher, student, splits, unlabelled_logits, labelled_logits, config, verbose=0)
+    return student
+
+
+def test_the_teachers_signal_reaches_the_student(teacher, sst2_splits, transfer_logits):
+    """Pure distillation (alpha=0): the student can only learn what the logits say."""
+    before = [keras.ops.convert_to_numpy(w) for w in teacher.weights]
+    true = _distil(teacher, sst2_splits, transfer_logits["unlabelled"], transfer_logits["labelled"])
+    rng = np.random.default_rng(0)
+    shuffled = _distil(
+        teacher, sst2_splits,
+        rng.permutation(transfer_logits["unlabelled"]), rng.permutation(transfer_logits["labelled"]),
+    )
+    teacher_dev = transfer_logits["dev"]
+    agree_true = training.agreement(true.predict_texts(sst2_splits.dev_texts), teacher_dev)
+    agree_shuffled = training.agreement(shuffled.predict_texts(sst2_splits.dev_texts), teacher_dev)
+    print(f'agreement with teacher: true logits {agree_true:.3f}, shuffled {agree_shuffled:.3f}')
+    assert agree_true > 0.75
+    assert agree_true - agree_shuffled > 0.15
+    assert accuracy(true.predict_texts(sst2_splits.dev_texts), sst2_splits.dev_labels) > 0.65
+    # The frozen teacher did not move.
+    after = [keras.ops.convert_to_numpy(w) for w in teacher.weights]
+    for b, a in zip(before, after):
+        np.testing.assert_array_equal(b, a)
+
+
+def test_fit_trains_only_the_student_and_reports_labelled_accuracy(teacher, sst2_splits, transfer_logits):
+    distiller = _distiller(teacher, sst2_splits, metrics=[keras.metrics.SparseCategoricalAccuracy(name="acc")])
+    assert {id(v) for v in distiller.trainable_variables} == {id(v) for v in distiller.student.trainable_variables}
+    texts = tf.constant(list(sst2_splits.labelled_texts[:64]))
+    logits = transfer_logits["labelled"][:64]
+    labels = np.full(64, -1, np.int32)
+    labels[:8] = sst2_splits.labelled_labels[:8]
+    history = distiller.fit({"text": texts, "teacher_logits": logits}, labels, batch_size=32, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    # Unlabelled rows are not scored: accuracy is over the 8 labelled rows only.
+    assert history.history["acc"][0] * 8 == pytest.approx(round(history.history["acc"][0] * 8), abs=1e-4)
+    result = distiller.evaluate(tf.constant(list(sst2_splits.dev_texts[:64])), sst2_splits.dev_labels[:64],
+                                verbose=0, return_dict=True)
+    assert 0.0 <= result["acc"] <= 1.0
+
+
+def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, tmp_path):
+    distiller = _distiller(teacher, sst2_splits, alpha=0.3, temperature=4.0, distillation_loss="mse")
+    path = str(tmp_path / "distiller.keras")
+    distiller.save(path)
+    again = keras.saving.load_model(path, safe_mode=True)
+    assert isinstance(again, Distiller)
+    assert (again.alpha, again.temperature, again.distillation_loss) == (0.3, 4.0, "mse")
+    assert not again.teacher.trainable
+    texts = list(sst2_splits.dev_texts[:10])
+    np.testing.assert_allclose(again.student.predict_texts(texts), distiller.student.predict_texts(texts), atol=1e-6)
