@@ -5,7 +5,6 @@ The labels-only student is trained here if the run has none yet.
     python -m apps.evaluate --dataset=../shared/data/sst2 --num_labels=1000 --out_dir=runs/sst2
 """
 
-import json
 import os
 
 from absl import flags
@@ -34,8 +33,9 @@ def main(argv):
     }
     results = pipeline.evaluate(splits, teacher, students)
     results.update(dataset=FLAGS.dataset, num_labels=FLAGS.num_labels, seed=FLAGS.seed)
-    io.write_json(results, os.path.join(FLAGS.out_dir, "metrics.json"))
-    print(json.dumps(results, indent=2, sort_keys=True))
+    path = io.write_json(results, os.path.join(FLAGS.out_dir, "metrics.json"))
+    print(pipeline.format_evaluation(results))
+    print(f"-> {path}")
 
 
 def run():

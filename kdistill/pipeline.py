@@ -244,3 +244,17 @@ def format_summary(summary):
         f"total {summary['seconds'] / 60:.1f} min",
     ]
     return "\n".join(lines)
+
+
+def format_evaluation(results):
+    """`evaluate`'s results as a table: dev accuracy, parameters, agreement with the teacher."""
+    lines = [f"dev accuracy on {results['dev_rows']} rows", f"{'model':<14}{'dev acc':>9}{'params':>14}{'agrees':>9}"]
+    for name in ["teacher"] + sorted(k[: -len("_dev_acc")] for k in results if k.endswith("_dev_acc") and k != "teacher_dev_acc"):
+        if f"{name}_dev_acc" not in results:
+            continue
+        agreement = results.get(f"{name}_agreement")
+        lines.append(
+            f"{name:<14}{results[f'{name}_dev_acc']:>9.2%}{results[f'{name}_params']:>14,}"
+            + (f"{agreement:>9.2%}" if agreement is not None else f"{'':>9}")
+        )
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ import keras
 import keras_hub
 import numpy as np
 
-from kdistill import io
+from kdistill import io, progress
 from kdistill.errors import KdistillError
 
 OFFLINE_TEACHER = "minilm"
@@ -97,7 +97,7 @@ def fine_tune(
         num_batches=steps_per_epoch,
     )
     with _pretokenized(teacher):
-        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
     # The teacher is frozen from here on; its AdamW moments would triple the saved file.
     teacher.optimizer = None
     teacher.compiled = False
@@ -129,12 +129,12 @@ def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
             return np.load(cache_path)
     features = _tokenize(teacher, texts)
     out = np.zeros((len(texts), teacher.num_classes), dtype=np.float32)
-    progress = keras.utils.Progbar(len(texts), unit_name="text") if verbose else None
+    bar = progress.bar(len(texts), unit_name="text") if verbose else None
     with _pretokenized(teacher):
         for index, batch in _bucketed_batches(features, batch_size, rng=None):
             out[index] = keras.ops.convert_to_numpy(teacher.predict_on_batch(batch))
-            if progress:
-                progress.add(len(index))
+            if bar:
+                bar.add(len(index))
     if cache_path:
         io.atomic_save_npy(out, cache_path)
     return out

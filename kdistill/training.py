@@ -20,6 +20,7 @@ import dataclasses
 import keras
 import numpy as np
 
+from kdistill import progress
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
@@ -108,7 +109,7 @@ def distill(teacher, student, splits, unlabelled_logits, labelled_logits, config
         distillation_loss=config.distillation_loss,
     )
     dataset = transfer_dataset(texts, logits, labels, config.batch_size, config.seed)
-    return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
 
 
 def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
@@ -138,7 +139,7 @@ def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
     )
     return student.fit(
         dataset(train, True), validation_data=dataset(val, False), epochs=max_epochs,
-        callbacks=[stop], verbose=verbose,
+        callbacks=[stop], verbose=progress.keras_verbose(verbose),
     )
 
 
