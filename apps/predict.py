@@ -1,9 +1,12 @@
 """Classifies texts with a trained student: label and class probabilities per text.
 
-Texts come from the command line, from --input_file (one per line), or from stdin.
+--model is a Keras student (folder or .keras file) or an exported .tflite model
+of either input kind, run with LiteRT as an app would (export.runtime). Texts
+come from the command line, from --input_file (one per line), or from stdin.
 
     python -m apps.predict --model=runs/demo/student "a gripping, funny film" "dull"
     echo "a gripping, funny film" | python -m apps.predict --model=runs/demo/student --json
+    python -m apps.predict --model=runs/demo/student/student_int8.tflite "a gripping, funny film"
 """
 
 import json
@@ -15,7 +18,7 @@ from absl import flags
 from kdistill import cli, pipeline
 from kdistill.errors import KdistillError
 
-flags.DEFINE_string("model", "runs/demo/student", "A student folder or .keras file.")
+flags.DEFINE_string("model", "runs/demo/student", "A student folder or .keras file, or an exported .tflite.")
 flags.DEFINE_string("input_file", None, "A text file, one text per line.")
 flags.DEFINE_bool("json", False, "Print one JSON object per text instead of a table.")
 FLAGS = flags.FLAGS
@@ -23,18 +26,37 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     texts = read_texts(argv[1:])
-    student = pipeline.load_student(FLAGS.model)
-    logits = student.predict_texts(texts)
-    probs = np.exp(logits - logits.max(-1, keepdims=True))
-    probs /= probs.sum(-1, keepdims=True)
+    classifier = load_classifier(FLAGS.model)
+    probs = classifier.predict_proba(texts)
+    names = classifier.class_names
     for text, p in zip(texts, probs):
-        label = student.class_names[int(p.argmax())]
+        label = names[int(p.argmax())]
         if FLAGS.json:
-            record = {"text": text, "label": label, "probabilities": dict(zip(student.class_names, p.tolist()))}
+            record = {"text": text, "label": label, "probabilities": dict(zip(names, p.tolist()))}
             print(json.dumps(record, ensure_ascii=False))
         else:
-            shown = "  ".join(f"{name}={q:.3f}" for name, q in zip(student.class_names, p))
+            shown = "  ".join(f"{name}={q:.3f}" for name, q in zip(names, p))
             print(f"{label}\t{shown}\t{text}")
+
+
+def load_classifier(path):
+    """Something with `class_names` and `predict_proba(texts)`, chosen by the file's extension."""
+    if path.endswith(".tflite"):
+        from export.runtime import TFLiteClassifier  # LiteRT and TF Text only load when needed
+
+        return TFLiteClassifier(path)
+    return _KerasClassifier(pipeline.load_student(path))
+
+
+class _KerasClassifier:
+    def __init__(self, student):
+        self.student = student
+        self.class_names = student.class_names
+
+    def predict_proba(self, texts):
+        logits = self.student.predict_texts(texts)
+        probs = np.exp(logits - logits.max(-1, keepdims=True))
+        return probs / probs.sum(-1, keepdims=True)
 
 
 def read_texts(args):

@@ -195,7 +195,8 @@ def run_all(
     student, distilled = distill_student(teacher, logits, splits, student_dir, student_config, distill_config)
     tflite_path = os.path.join(out_dir, f"student_{export_mode}.tflite")
     print(f"[export] {tflite_path}", flush=True)
-    tflite.export_student(student, tflite_path, mode=export_mode)
+    calibration = splits.unlabelled_texts[: tflite.DEFAULT_CALIBRATION_SIZE]  # used by int8 only
+    tflite.export_student(student, tflite_path, mode=export_mode, calibration_texts=calibration)
     parity = tflite.parity(student, tflite_path, splits.dev_texts)
     io.write_json(parity, tflite_path + ".report.json")
     summary = {

@@ -122,6 +122,8 @@ def load(folder):
 def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
     """Teacher logits for `texts`, computed once per (weights, preprocessing, texts)."""
     texts = [str(t) for t in texts]
+    if not texts:
+        return np.zeros((0, teacher.num_classes), dtype=np.float32)
     cache_path = None
     if cache_dir:
         cache_path = os.path.join(cache_dir, LOGITS_DIR, fingerprint(teacher, texts) + ".npy")

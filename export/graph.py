@@ -1,0 +1,146 @@
+"""The graphs that get converted: text in or token ids in, probabilities out.
+
+Both wrap the Keras student's own id-level network (`student.classifier`), so
+the weights and the maths are the student's. What differs from the Keras model
+is only how the WordPiece ids reach it, and that is exact, not approximate:
+
+The student tokenizes with the teacher's full 30,522-piece vocabulary and then
+maps the pieces it kept to its embedding rows (the rest to `[UNK]`) through a
+30,522-entry lookup table. The export instead orders the same vocabulary with
+the kept pieces first, in embedding-row order (`ExportVocabulary`). WordPiece's
+greedy longest match depends only on the set of pieces, so every word splits
+exactly as before, a kept piece's id *is* its embedding row, and the table
+becomes one comparison: ids `>= kept` are `[UNK]`. The pieces cannot be dropped
+instead: removing a piece changes how the words that contain it split.
+
+The token-ids model takes ids into that same ordered vocabulary (the first
+`kept` lines of its `vocab.txt` are the student's pieces), so any standard BERT
+uncased WordPiece tokenizer fed that file produces valid input, and the model
+does the `[UNK]` mapping itself.
+
+Example:
+
+```python
+vocabulary = ExportVocabulary.of(student)
+WordpieceIds(vocabulary.pieces, 64)(["A gripping film"])  # ids into vocabulary.pieces, 0-padded
+module = TextModule(student)          # module.serve(tf.constant(["a gripping film"]))
+```
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from kdistill.tokenizer import PAD, UNK
+
+TEXT_INPUT = "texts"
+IDS_INPUT = "token_ids"
+OUTPUT = "probabilities"
+
+
+@dataclasses.dataclass
+class ExportVocabulary:
+    """The teacher's vocabulary, the student's kept pieces first.
+
+    `pieces[:kept]` are the student's embedding rows in order; `pieces[kept:]` are
+    the teacher's other pieces, which only steer the WordPiece split and become `[UNK]`.
+    """
+
+    pieces: list
+    kept: int
+    unk_id: int
+
+    @classmethod
+    def of(cls, student):
+        tokenizer = student.tokenizer
+        kept = tokenizer.student_vocabulary()
+        kept_set = set(kept)
+        pieces = kept + [p for p in tokenizer.vocabulary if p not in kept_set]
+        if pieces[0] != PAD or len(set(pieces)) != len(pieces):
+            # Padding id 0 and unique pieces are what make the reordering exact.
+            raise ValueError("the student's vocabulary must start with [PAD] and have no duplicate pieces")
+        return cls(pieces=pieces, kept=len(kept), unk_id=kept.index(UNK))
+
+    def clamp(self, ids):
+        """Ids into `pieces` -> student embedding rows (pieces the student dropped -> `[UNK]`)."""
+        if self.kept == len(self.pieces):
+            return ids
+        in_student = tf.logical_and(ids >= 0, ids < self.kept)
+        return tf.where(in_student, ids, tf.constant(self.unk_id, ids.dtype))
+
+
+class WordpieceIds:
+    """Strings -> `(batch, sequence_length)` int32 ids into `vocabulary`, 0-padded and truncated.
+
+    The same TF Text ops as `kdistill.tokenizer.StudentTokenizer`: BERT normalisation
+    (lower case, NFD, accents stripped), split on whitespace and punctuation, WordPiece.
+    Runs eagerly on the host (token-ids models) or inside the exported graph.
+    """
+
+    def __init__(self, vocabulary, sequence_length, lowercase=True):
+        import tensorflow_text as tf_text
+
+        self.sequence_length = int(sequence_length)
+        # init_scope: the ops' model buffers are constants that must outlive any graph being traced.
+        with tf.init_scope():
+            self._normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
+            self._wordpiece = tf_text.FastWordpieceTokenizer(
+                vocab=list(vocabulary),
+                token_out_type="int32",
+                unknown_token=UNK,
+                no_pretokenization=False,
+                support_detokenization=False,
+            )
+
+    def __call__(self, texts):
+        texts = tf.convert_to_tensor(texts, dtype=tf.string)
+        ragged = self._wordpiece.tokenize(self._normalizer.normalize(texts))
+        # A fixed-shape to_tensor pads and truncates in one op that LiteRT has a kernel for.
+        return ragged.to_tensor(default_value=0, shape=[None, self.sequence_length])
+
+    def numpy(self, texts):
+        texts = np.asarray(list(texts), dtype=object)
+        if not len(texts):
+            return np.zeros((0, self.sequence_length), np.int32)
+        return self(texts).numpy()
+
+
+class _StudentModule(tf.Module):
+    def __init__(self, student):
+        super().__init__()
+        self.classifier = student.classifier
+        self.vocabulary = ExportVocabulary.of(student)
+        self.sequence_length = student.tokenizer.sequence_length
+        self.lowercase = student.tokenizer.lowercase
+        # tf.Module does not see a Keras 3 model's variables; without this list the
+        # converter cannot freeze them and silently writes a model that outputs NaN.
+        self.student_variables = [v.value for v in student.classifier.variables]
+
+    def _probabilities(self, ids):
+        logits = self.classifier(self.vocabulary.clamp(ids), training=False)
+        return {OUTPUT: tf.nn.softmax(logits, axis=-1)}
+
+
+class TextModule(_StudentModule):
+    """A batch of UTF-8 strings in, class probabilities out; the tokenizer is in the graph."""
+
+    def __init__(self, student):
+        super().__init__(student)
+        self.tokenize = WordpieceIds(self.vocabulary.pieces, self.sequence_length, self.lowercase)
+        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec([None], tf.string, name=TEXT_INPUT)])
+
+    def _serve(self, texts):
+        return self._probabilities(self.tokenize(texts))
+
+
+class TokenIdsModule(_StudentModule):
+    """`(batch, sequence_length)` int32 ids into `ExportVocabulary.pieces` in, probabilities out."""
+
+    def __init__(self, student):
+        super().__init__(student)
+        spec = tf.TensorSpec([None, self.sequence_length], tf.int32, name=IDS_INPUT)
+        self.serve = tf.function(self._serve, input_signature=[spec])
+
+    def _serve(self, token_ids):
+        return self._probabilities(token_ids)
