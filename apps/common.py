@@ -15,6 +15,7 @@ def define_data_flags():
     flags.DEFINE_integer("seed", 0, "Seeds the labelled sample, the unlabelled cap and training.")
     flags.DEFINE_integer("max_unlabelled", None, "Keep at most this many unlabelled texts.")
     flags.DEFINE_string("unlabelled", None, "Extra unlabelled text: a .txt file (one per line) or a labelled file.")
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of local data files (latin-1 for many older corpora).")
     flags.DEFINE_string("out_dir", "runs/default", "Run folder for models, caches and metrics.")
     flags.DEFINE_string("teacher_dir", None, "Folder of the fine-tuned teacher (default <out_dir>/teacher).")
 
@@ -54,7 +55,9 @@ def default_dataset():
 
 
 def splits():
-    return pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, FLAGS.max_unlabelled, FLAGS.unlabelled)
+    return pipeline.load_splits(
+        FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, FLAGS.max_unlabelled, FLAGS.unlabelled, FLAGS.encoding
+    )
 
 
 def teacher_dir():
@@ -81,5 +84,5 @@ def distill_config():
     return training.DistillConfig(
         epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         alpha=FLAGS.alpha, temperature=FLAGS.temperature, distillation_loss=FLAGS.distillation_loss,
-        seed=FLAGS.seed,
+        seed=getattr(FLAGS, "seed", 0),  # the benchmark sets seeds per cell instead
     )

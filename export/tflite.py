@@ -121,7 +121,7 @@ def export_student(student, path, mode="dynamic", token_ids_input=False, calibra
     if mode == "int8" and not calibration_texts:
         raise ValueError("int8 export needs calibration_texts: a few hundred texts like the ones it will see")
     module = graph.TokenIdsModule(student) if token_ids_input else graph.TextModule(student)
-    flatbuffer, quantization = _convert(module, mode, _calibration(module, token_ids_input, calibration_texts))
+    flatbuffer, quantization = convert_module(module, mode, _calibration(module, token_ids_input, calibration_texts))
     meta = _metadata(student, module, mode, token_ids_input, quantization, flatbuffer)
     files = {}
     if token_ids_input:
@@ -161,7 +161,8 @@ def _calibration(module, token_ids_input, texts):
     return samples
 
 
-def _convert(module, mode, calibration):
+def convert_module(module, mode, calibration=None):
+    """Converts a tf.Module with a `serve` tf.function under `mode`; returns (flatbuffer, what it did)."""
     concrete = module.serve.get_concrete_function()
 
     def convert(configure_supported_ops):
@@ -289,6 +290,7 @@ def _define_flags():
                         "with --mode=all, the folder for the models (default the student's folder).")
     flags.DEFINE_string("dataset", None, "Dataset spec: parity and latency on its dev texts, int8 calibration "
                         "on its unlabelled (train) texts.")
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of the dataset's local files.")
     flags.DEFINE_bool("token_ids_input", False, "Export the variant that takes token ids (with its vocabulary) "
                       "instead of text, for runtimes without TF Text's ops.")
     flags.DEFINE_bool("both_inputs", False, "Export the text-in and the token-ids variant of each mode.")
@@ -319,7 +321,7 @@ def main(argv):
 
     # Read before the exports, so a bad path fails fast.
     splits = data.load(FLAGS.dataset, num_labels=len(student.class_names), seed=0,
-                       max_unlabelled=FLAGS.calibration_size if "int8" in modes else 0)
+                       max_unlabelled=FLAGS.calibration_size if "int8" in modes else 0, encoding=FLAGS.encoding)
     if splits.num_classes != len(student.class_names):
         raise KdistillError(f"{FLAGS.dataset}: {splits.num_classes} classes, but the student has "
                             f"{len(student.class_names)}; pass the dataset the student was trained on")

@@ -1,0 +1,383 @@
+"""The benchmark behind `docs/RESULTS.md`: label efficiency and cost, measured in one run.
+
+Quality: for each task, number of labels N and seed, the dev accuracy of the
+fine-tuned teacher, of the labels-only student (same network, same labels, no
+teacher) and of the distilled student, and the student's agreement with the
+teacher. Each cell is cached as JSON under the run folder with the config that
+made it, so reruns only compute what changed; teachers and their logits are
+reused through `pipeline`.
+
+Cost: parameters, `.tflite` size and batch-1 LiteRT latency (one thread) of the
+MiniLM teacher actually used, of a BERT-base-sized teacher (random weights: only
+its size matters) and of the student in each export mode, plus batch-64
+throughput in TensorFlow, all on the same dev sentences.
+
+Example:
+
+```python
+rows = [quality_cell("sst2", "../shared/data/sst2", 100, 0, "runs/benchmark", configs)]
+write_results({"quality": rows, "cost": {}}, "docs")
+```
+"""
+
+import dataclasses
+import datetime
+import os
+import platform
+import time
+
+import keras
+import numpy as np
+
+from kdistill import io, pipeline, teacher as teacher_lib, training
+
+BERT_BASE = dict(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072)
+STUDENT_MODES = ("float32", "float16", "dynamic", "int8")
+TEACHER_MODES = ("float32", "dynamic")
+
+
+@dataclasses.dataclass
+class Configs:
+    teacher: pipeline.TeacherConfig
+    student: training.StudentConfig
+    distill: training.DistillConfig
+    max_unlabelled: int = None
+
+
+def quality_cell(task, dataset, num_labels, seed, run_dir, configs):
+    """One cell of the grid; returns its row and the distilled student's folder."""
+    cell_dir = os.path.join(run_dir, task, f"n{num_labels}_seed{seed}")
+    distill_config = dataclasses.replace(configs.distill, seed=seed)
+    key = repr((dataset, num_labels, seed, configs.max_unlabelled, dataclasses.asdict(configs.teacher),
+                dataclasses.asdict(configs.student), dataclasses.asdict(distill_config)))
+    cell_path = os.path.join(cell_dir, "cell.json")
+    if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:
+        print(f"[benchmark] {task} N={num_labels} seed={seed}: cached", flush=True)
+        return io.read_json(cell_path)["row"]
+    print(f"[benchmark] {task} N={num_labels} seed={seed}", flush=True)
+    start = time.time()
+    splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
+    teacher_dir = os.path.join(cell_dir, "teacher")
+    teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed)
+    logits = pipeline.label(teacher, teacher_dir, splits)
+    _, baseline = pipeline.train_labels_only(
+        teacher, splits, os.path.join(cell_dir, "labels_only"), configs.student, distill_config, logits["dev"]
+    )
+    _, distilled = pipeline.distill_student(
+        teacher, logits, splits, os.path.join(cell_dir, "student"), configs.student, distill_config
+    )
+    row = {
+        "task": task,
+        "num_labels": num_labels,
+        "seed": seed,
+        "num_unlabelled": len(splits.unlabelled_texts),
+        "dev_rows": len(splits.dev_texts),
+        "teacher_acc": teacher_metrics["teacher_dev_acc"],
+        "labels_only_acc": baseline["student_dev_acc"],
+        "student_acc": distilled["student_dev_acc"],
+        "agreement": distilled["agreement_with_teacher"],
+        "seconds": round(time.time() - start, 1),
+    }
+    io.write_json({"key": key, "row": row}, cell_path)
+    return row
+
+
+def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibration_rows=500):
+    """The cost table on `dataset`'s dev sentences: size, batch-1 latency, batch-64 throughput."""
+    from export import bert, report, tflite
+
+    os.makedirs(work_dir, exist_ok=True)
+    student = pipeline.load_student(student_dir)
+    splits = pipeline.load_splits(dataset, num_labels=len(student.class_names), max_unlabelled=calibration_rows)
+    texts = list(splits.dev_texts[:latency_rows])
+    window = student.tokenizer.sequence_length
+    minilm = teacher_lib.load(teacher_dir)
+    bert_base = _bert_base_sized(minilm)
+    result = {"dev_rows": len(texts), "sequence_length": window}
+    for name, model in (("teacher_minilm", minilm), ("teacher_bert_base", bert_base)):
+        print(f"[cost] {name}: {model.count_params():,} parameters", flush=True)
+        entry = {"params": int(model.count_params()), "throughput_b64": _teacher_throughput(model, splits.dev_texts)}
+        for mode in TEACHER_MODES:
+            path = bert.export_bert(model, os.path.join(work_dir, f"{name}_{mode}.tflite"), mode)
+            latencies = bert.bert_latencies_ms(path, model, texts, window)
+            entry[mode] = _latency_entry(path, latencies)
+        result[name] = entry
+    print(f"[cost] student: {student.count_params():,} parameters", flush=True)
+    entry = {"params": int(student.count_params()), "throughput_b64": _student_throughput(student, splits.dev_texts)}
+    for mode in STUDENT_MODES:
+        for token_ids_input in (False, True):
+            path = tflite.default_path(work_dir, mode, token_ids_input)
+            tflite.export_student(student, path, mode, token_ids_input, calibration_texts=splits.unlabelled_texts)
+            measured = report.parity(student, path, texts)
+            latencies = [measured["latency_ms_p50"], measured["latency_ms_p90"]]
+            entry[mode + ("_ids" if token_ids_input else "")] = {
+                "tflite_bytes": os.path.getsize(path),
+                "latency_ms_p50": latencies[0],
+                "latency_ms_p90": latencies[1],
+                "agreement": measured["agreement"],
+            }
+    result["student"] = entry
+    result["ratios"] = _ratios(result)
+    return result
+
+
+def _bert_base_sized(like):
+    """A BERT-base-shaped classifier with random weights and `like`'s tokenizer: for timing only."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=like.backbone.vocabulary_size, max_sequence_length=512, **BERT_BASE
+    )
+    return keras_hub.models.BertTextClassifier(backbone, like.num_classes, preprocessor=like.preprocessor)
+
+
+def _latency_entry(path, latencies):
+    return {
+        "tflite_bytes": os.path.getsize(path),
+        "latency_ms_p50": float(np.percentile(latencies, 50)),
+        "latency_ms_p90": float(np.percentile(latencies, 90)),
+    }
+
+
+def _teacher_throughput(model, texts):
+    """Sentences per second through `teacher.logits` (length-bucketed batches of 64), warm."""
+    teacher_lib.logits(model, texts[:128], batch_size=64, verbose=False)
+    start = time.perf_counter()
+    teacher_lib.logits(model, texts, batch_size=64, verbose=False)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def _student_throughput(student, texts):
+    student.predict_texts(texts[:128], batch_size=64)
+    start = time.perf_counter()
+    student.predict_texts(texts, batch_size=64)
+    return len(texts) / (time.perf_counter() - start)
+
+
+def _ratios(result):
+    student = result["student"]
+    ratios = {}
+    for teacher in ("teacher_minilm", "teacher_bert_base"):
+        ratios[f"{teacher}_params_per_student_param"] = result[teacher]["params"] / student["params"]
+        for mode in TEACHER_MODES:
+            for kind in ("", "_ids"):
+                ratios[f"{teacher}_speedup_{mode}{kind}"] = (
+                    result[teacher][mode]["latency_ms_p50"] / student[mode + kind]["latency_ms_p50"]
+                )
+        ratios[f"{teacher}_throughput_speedup_b64"] = student["throughput_b64"] / result[teacher]["throughput_b64"]
+    return ratios
+
+
+def summarise(rows):
+    """Mean and spread over seeds for each (task, N)."""
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["task"], row["num_labels"]), []).append(row)
+    summary = []
+    for (task, n), cells in sorted(groups.items()):
+        entry = {"task": task, "num_labels": n, "seeds": len(cells)}
+        for key in ("teacher_acc", "labels_only_acc", "student_acc", "agreement"):
+            values = np.array([c[key] for c in cells])
+            entry[key] = float(values.mean())
+            entry[key + "_std"] = float(values.std())
+        summary.append(entry)
+    return summary
+
+
+def write_results(results, docs_dir, command, notes=""):
+    """`results.json`, the plots and `RESULTS.md` in `docs_dir`."""
+    os.makedirs(docs_dir, exist_ok=True)
+    results = dict(results, command=command, machine=_machine(), date=datetime.date.today().isoformat())
+    io.write_json(results, os.path.join(docs_dir, "results.json"))
+    summary = summarise(results["quality"])
+    plots = [_plot_label_efficiency(summary, docs_dir)]
+    if results.get("cost"):
+        plots.append(_plot_cost(results["cost"], docs_dir))
+    with io.atomic_path(os.path.join(docs_dir, "RESULTS.md")) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(_markdown(results, summary, plots, notes))
+
+
+def _machine():
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, keras {keras.__version__}"
+
+
+def _plot_label_efficiency(summary, docs_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({s["task"] for s in summary})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        cells = [s for s in summary if s["task"] == task]
+        n = [c["num_labels"] for c in cells]
+        for key, label, style in (
+            ("teacher_acc", "teacher (MiniLM-L6)", "o-"),
+            ("student_acc", "distilled student", "s-"),
+            ("labels_only_acc", "labels-only student", "^--"),
+        ):
+            ax.errorbar(n, [100 * c[key] for c in cells], yerr=[100 * c[key + "_std"] for c in cells],
+                        fmt=style, capsize=3, label=label)
+        ax.set_xscale("log")
+        ax.set_xticks(n, [str(x) for x in n])
+        ax.set_xlabel("labelled examples N")
+        ax.set_ylabel("dev accuracy (%)")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = os.path.join(docs_dir, "label_efficiency.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return os.path.basename(path)
+
+
+def _plot_cost(cost, docs_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = ["teacher_bert_base", "teacher_minilm", "student"]
+    labels = ["BERT-base-sized", "MiniLM-L6 teacher", "student"]
+    latency = [cost[n]["dynamic"]["latency_ms_p50"] for n in names]
+    params = [cost[n]["params"] for n in names]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, values, title in ((axes[0], latency, "batch-1 latency, dynamic-range .tflite (ms, log)"),
+                              (axes[1], params, "parameters (log)")):
+        bars = ax.barh(labels, values, color=["#888", "#4a7", "#27c"])
+        ax.set_xscale("log")
+        ax.set_title(title)
+        for bar, value in zip(bars, values):
+            ax.text(value, bar.get_y() + bar.get_height() / 2, f" {value:,.3g}", va="center")
+    fig.tight_layout()
+    path = os.path.join(docs_dir, "cost.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return os.path.basename(path)
+
+
+def _markdown(results, summary, plots, notes):
+    lines = [
+        "# kdistill results",
+        "",
+        f"Generated by `{results['command']}` on {results['date']} ({results['machine']}). "
+        "Do not edit by hand: rerun the command.",
+        "",
+        "## Label efficiency (dev accuracy)",
+        "",
+        "Teacher: MiniLM-L6 fine-tuned on the N labels. Labels-only: the student trained on the N "
+        "labels alone (same network, vocabulary and embedding initialisation). Distilled: the "
+        "student trained on the N labels plus the teacher's logits on the rest of train "
+        "(unlabelled). Mean ± standard deviation over seeds.",
+        "",
+        "| task | N | seeds | teacher | labels-only | distilled | distilled - labels-only | distilled - teacher | agreement |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['task']} | {s['num_labels']} | {s['seeds']} | {_pm(s, 'teacher_acc')} | "
+            f"{_pm(s, 'labels_only_acc')} | {_pm(s, 'student_acc')} | "
+            f"{100 * (s['student_acc'] - s['labels_only_acc']):+.1f} | "
+            f"{100 * (s['student_acc'] - s['teacher_acc']):+.1f} | {100 * s['agreement']:.1f}% |"
+        )
+    lines += ["", f"![label efficiency]({plots[0]})", "", "Every cell:", "",
+              "| task | N | seed | unlabelled | teacher | labels-only | distilled | agreement | seconds |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in sorted(results["quality"], key=lambda r: (r["task"], r["num_labels"], r["seed"])):
+        lines.append(
+            f"| {r['task']} | {r['num_labels']} | {r['seed']} | {r['num_unlabelled']:,} | "
+            f"{100 * r['teacher_acc']:.2f} | {100 * r['labels_only_acc']:.2f} | {100 * r['student_acc']:.2f} | "
+            f"{100 * r['agreement']:.1f}% | {r['seconds']:.0f} |"
+        )
+    cost = results.get("cost")
+    if cost:
+        lines += _cost_markdown(cost) + ["", f"![cost]({plots[1]})"]
+    lines += ["", "## Goals", ""] + goals_table(results)
+    if notes:
+        lines += ["", notes.strip()]
+    return "\n".join(lines) + "\n"
+
+
+def _cost_markdown(cost):
+    lines = [
+        "",
+        "## Cost",
+        "",
+        f"Batch-1 latency: LiteRT, one thread, median and p90 over {cost['dev_rows']} dev sentences, "
+        f"every model at the student's {cost['sequence_length']}-token window. Teachers take token ids "
+        "(no tokenizer in the graph); student rows marked *text* tokenize in the graph, *ids* take token "
+        "ids like the teachers. Throughput: sentences/s in TensorFlow at batch 64 (teachers length-bucketed).",
+        "",
+        "| model | mode | params | .tflite bytes | p50 ms | p90 ms | throughput b64 (/s) |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, label in (("teacher_bert_base", "BERT-base-sized (random weights)"), ("teacher_minilm", "MiniLM-L6 teacher")):
+        for mode in TEACHER_MODES:
+            e = cost[name][mode]
+            lines.append(f"| {label} | {mode} | {cost[name]['params']:,} | {e['tflite_bytes']:,} | "
+                         f"{e['latency_ms_p50']:.2f} | {e['latency_ms_p90']:.2f} | {cost[name]['throughput_b64']:,.0f} |")
+    student = cost["student"]
+    for mode in STUDENT_MODES:
+        for kind, label in (("", "text"), ("_ids", "ids")):
+            e = student[mode + kind]
+            lines.append(f"| student ({label}) | {mode} | {student['params']:,} | {e['tflite_bytes']:,} | "
+                         f"{e['latency_ms_p50']:.3f} | {e['latency_ms_p90']:.3f} | {student['throughput_b64']:,.0f} |")
+    r = cost["ratios"]
+    lines += [
+        "",
+        "| ratio | MiniLM-L6 teacher | BERT-base-sized |",
+        "| --- | ---: | ---: |",
+        f"| parameters / student's | {r['teacher_minilm_params_per_student_param']:.1f}x | "
+        f"{r['teacher_bert_base_params_per_student_param']:.1f}x |",
+    ]
+    for mode in TEACHER_MODES:
+        for kind, label in (("", "text-in"), ("_ids", "ids-in")):
+            lines.append(f"| batch-1 speed-up, {mode}, student {label} | {r[f'teacher_minilm_speedup_{mode}{kind}']:.0f}x | "
+                         f"{r[f'teacher_bert_base_speedup_{mode}{kind}']:.0f}x |")
+    lines.append(f"| batch-64 throughput speed-up (TensorFlow) | {r['teacher_minilm_throughput_speedup_b64']:.0f}x | "
+                 f"{r['teacher_bert_base_throughput_speedup_b64']:.0f}x |")
+    return lines
+
+
+def _pm(summary, key):
+    return f"{100 * summary[key]:.2f} ± {100 * summary[key + '_std']:.2f}"
+
+
+def goals_table(results):
+    """The issue's goals, each with what was measured and whether it is met, as Markdown rows."""
+    summary = {(s["task"], s["num_labels"]): s for s in summarise(results["quality"])}
+    rows = []
+
+    def goal(text, measured, met):
+        rows.append(f"| {text} | {measured} | {'yes' if met else '**no**'} |")
+
+    setfit = {"sst2": 0.818, "ag_news": 0.879}
+    for task, bar in setfit.items():
+        s = summary.get((task, 1000))
+        if s:
+            goal(f"{task} N=1000: teacher >= SetFit ({100 * bar:.1f}%)", f"{100 * s['teacher_acc']:.2f}%",
+                 s["teacher_acc"] >= bar)
+            gap = 100 * (s["teacher_acc"] - s["student_acc"])
+            goal(f"{task} N=1000: student within 1.0 point of teacher", f"{gap:+.2f} points behind", gap <= 1.0)
+    best = max((s["student_acc"] - s["teacher_acc"] for s in summary.values()), default=None)
+    if best is not None:
+        goal("student >= teacher in at least one cell", f"best cell {100 * best:+.2f} points", best >= 0)
+    s = summary.get(("sst2", 1000))
+    if s:
+        gain = 100 * (s["student_acc"] - s["labels_only_acc"])
+        goal("sst2 N=1000: distilled >= labels-only + 8 points", f"{gain:+.2f} points", gain >= 8)
+    cost = results.get("cost")
+    if cost:
+        params = cost["student"]["params"]
+        goal("student parameters <= 582k (1/39 of MiniLM)", f"{params:,}", params <= 582_000)
+        size = cost["student"]["int8"]["tflite_bytes"]
+        goal("int8 .tflite (text-in) <= 1 MB", f"{size:,} bytes", size <= 1_000_000)
+        r = cost["ratios"]
+        for teacher, bar, label in (("teacher_minilm", 300, "MiniLM"), ("teacher_bert_base", 1000, "BERT-base")):
+            speedup = r[f"{teacher}_speedup_dynamic"]
+            goal(f"batch-1 speed-up over {label} >= {bar}x (dynamic, student text-in)", f"{speedup:.0f}x", speedup >= bar)
+    return ["| goal | measured | met |", "| --- | --- | --- |"] + rows
+

@@ -1,0 +1,57 @@
+import json
+import os
+
+import pytest
+
+from kdistill import benchmark, pipeline, training
+from tests.conftest import AG_NEWS
+
+TINY = benchmark.Configs(
+    teacher=pipeline.TeacherConfig(epochs=1, sequence_length=64),
+    student=training.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
+    distill=training.DistillConfig(epochs=1),
+    max_unlabelled=200,
+)
+
+
+def test_quality_cell_measures_all_three_models_and_is_cached(tmp_path, capsys):
+    row = benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY)
+    assert {row["task"], row["num_labels"], row["seed"], row["num_unlabelled"]} == {"ag_news", 40, 0, 200}
+    for key in ("teacher_acc", "labels_only_acc", "student_acc", "agreement"):
+        assert 0.0 <= row[key] <= 1.0
+    assert row["dev_rows"] == 1000
+    capsys.readouterr()
+    assert benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY) == row
+    assert "cached" in capsys.readouterr().out
+
+
+def _row(task, n, seed, teacher, labels_only, student):
+    return dict(task=task, num_labels=n, seed=seed, num_unlabelled=5000, dev_rows=872, teacher_acc=teacher,
+                labels_only_acc=labels_only, student_acc=student, agreement=0.9, seconds=1.0)
+
+
+def test_results_document_plots_and_goals(tmp_path):
+    rows = [
+        _row("sst2", 100, 0, 0.70, 0.60, 0.66), _row("sst2", 100, 1, 0.72, 0.62, 0.68),
+        _row("sst2", 1000, 0, 0.82, 0.70, 0.815), _row("sst2", 1000, 1, 0.83, 0.71, 0.801),
+    ]
+    benchmark.write_results({"quality": rows}, str(tmp_path), "python -m apps.benchmark --seeds=0,1")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "python -m apps.benchmark --seeds=0,1" in text
+    assert "| sst2 | 1000 | 2 | 82.50 ± 0.50 | 70.50 ± 0.50 | 80.80 ± 0.70 | +10.3 | -1.7 |" in text
+    assert "| sst2 N=1000: student within 1.0 point of teacher | +1.70 points behind | **no** |" in text
+    assert "| sst2 N=1000: distilled >= labels-only + 8 points | +10.30 points | yes |" in text
+    assert (tmp_path / "label_efficiency.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["quality"] == rows and "machine" in saved
+
+
+@pytest.mark.slow
+def test_cost_table_prices_teachers_and_student(tmp_path):
+    cell = tmp_path / "ag_news" / "n40_seed0"
+    benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY)
+    cost = benchmark.cost(str(cell / "student"), str(cell / "teacher"), AG_NEWS, str(tmp_path / "cost"), latency_rows=10)
+    assert cost["teacher_bert_base"]["params"] > 100_000_000
+    assert cost["student"]["params"] < cost["teacher_minilm"]["params"] / 10
+    assert cost["ratios"]["teacher_bert_base_speedup_dynamic"] > cost["ratios"]["teacher_minilm_speedup_dynamic"] > 1
+    assert cost["student"]["int8"]["tflite_bytes"] < cost["student"]["float32"]["tflite_bytes"]
