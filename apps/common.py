@@ -24,7 +24,9 @@ def define_teacher_flags():
     defaults = pipeline.TeacherConfig()
     flags.DEFINE_string("teacher", defaults.handle, "keras-hub BERT preset, hf:// handle or local folder; "
                         "'minilm' is the bundled offline MiniLM-L6.")
-    flags.DEFINE_integer("teacher_epochs", defaults.epochs, "Teacher fine-tuning epochs.")
+    flags.DEFINE_integer("teacher_epochs", defaults.epochs, "Teacher fine-tuning epochs (at least).")
+    flags.DEFINE_integer("teacher_min_steps", defaults.min_steps,
+                         "Fine-tune the teacher for at least this many updates (more epochs when labels are few).")
     flags.DEFINE_float("teacher_learning_rate", defaults.learning_rate, "Teacher peak learning rate.")
     flags.DEFINE_integer("teacher_batch_size", defaults.batch_size, "Teacher fine-tuning batch size.")
     flags.DEFINE_integer("max_seq_length", defaults.sequence_length, "Teacher's maximum sequence length.")
@@ -66,7 +68,8 @@ def teacher_dir():
 
 def teacher_config():
     return pipeline.TeacherConfig(
-        handle=FLAGS.teacher, epochs=FLAGS.teacher_epochs, learning_rate=FLAGS.teacher_learning_rate,
+        handle=FLAGS.teacher, epochs=FLAGS.teacher_epochs, min_steps=FLAGS.teacher_min_steps,
+        learning_rate=FLAGS.teacher_learning_rate,
         batch_size=FLAGS.teacher_batch_size, sequence_length=FLAGS.max_seq_length,
     )
 

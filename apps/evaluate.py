@@ -28,8 +28,8 @@ def main(argv):
     if not os.path.exists(os.path.join(labels_only_dir, pipeline.STUDENT_FILE)):
         pipeline.train_labels_only(teacher, splits, labels_only_dir, common.student_config(), common.distill_config())
     students = {
-        "student": pipeline.load_student(student_dir),
-        "labels_only": pipeline.load_student(labels_only_dir),
+        "student": pipeline.load_student(student_dir, splits),
+        "labels_only": pipeline.load_student(labels_only_dir, splits),
     }
     results = pipeline.evaluate(splits, teacher, students)
     results.update(dataset=FLAGS.dataset, num_labels=FLAGS.num_labels, seed=FLAGS.seed)

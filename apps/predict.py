@@ -15,11 +15,12 @@ import sys
 import numpy as np
 from absl import flags
 
-from kdistill import cli, pipeline
+from kdistill import cli, data, pipeline
 from kdistill.errors import KdistillError
 
 flags.DEFINE_string("model", "runs/demo/student", "A student folder or .keras file, or an exported .tflite.")
 flags.DEFINE_string("input_file", None, "A text file, one text per line.")
+flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input_file.")
 flags.DEFINE_bool("json", False, "Print one JSON object per text instead of a table.")
 FLAGS = flags.FLAGS
 
@@ -63,11 +64,7 @@ def read_texts(args):
     if args:
         return list(args)
     if FLAGS.input_file:
-        try:
-            with open(FLAGS.input_file, encoding="utf-8") as f:
-                texts = [line.rstrip("\n") for line in f if line.strip()]
-        except OSError as e:
-            raise KdistillError(f"{FLAGS.input_file}: cannot read ({e.strerror}); check the path") from None
+        texts = data.read_lines(FLAGS.input_file, FLAGS.encoding)
     else:
         texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:

@@ -54,11 +54,19 @@ class TFLiteClassifier:
         if not os.path.isfile(path):
             raise KdistillError(f"{path}: no .tflite model here; export one first or fix the path")
         self.path = path
-        self.metadata = metadata.read_metadata(path)
-        self.interpreter = InterpreterWithCustomOps(
-            model_path=path, custom_op_registerers=custom_op_registerers(), num_threads=num_threads
-        )
-        self._run = self.interpreter.get_signature_runner(self.metadata.get("signature", SIGNATURE_KEY))
+        try:
+            self.metadata = metadata.read_metadata(path)
+            self.interpreter = InterpreterWithCustomOps(
+                model_path=path, custom_op_registerers=custom_op_registerers(), num_threads=num_threads
+            )
+            self._run = self.interpreter.get_signature_runner(self.metadata.get("signature", SIGNATURE_KEY))
+        except KdistillError:
+            raise
+        except Exception as e:  # flatbuffers and LiteRT raise ValueError, RuntimeError, struct.error, ...
+            raise KdistillError(
+                f"{path}: not a loadable .tflite model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
+                "export it again or restore the file"
+            ) from None
         inputs = self._run.get_input_details()
         if len(inputs) != 1:
             raise KdistillError(f"{path}: a model with inputs {sorted(inputs)}; expected one (texts or token ids)")

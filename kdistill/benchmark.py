@@ -44,20 +44,38 @@ class Configs:
     max_unlabelled: int = None
 
 
-def quality_cell(task, dataset, num_labels, seed, run_dir, configs):
-    """One cell of the grid; returns its row and the distilled student's folder."""
+# Variants of the default recipe, each changing one thing, run on one cell so that
+# RESULTS.md can say what each idea is worth. They share the cell's teacher and logits.
+ABLATIONS = {
+    "alpha_0.5": {"alpha": 0.5},  # the label term weighted as much as the teacher's
+    "alpha_0": {"alpha": 0.0},  # the teacher's logits alone
+    "temperature_1": {"temperature": 1.0},
+    "temperature_4": {"temperature": 4.0},
+    "mse": {"distillation_loss": "mse"},  # MSE on logits instead of softened KL
+    "random_embeddings": {"init_embeddings": "random"},  # no PCA init from the teacher's embeddings
+    "full_vocabulary": {"vocabulary_size": 0},  # all 30,522 pieces, no pruning
+    "2_epochs": {"epochs": 2},
+}
+
+
+def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None, overrides=None):
+    """One cell of the grid (or an ablation `variant` of it, with config `overrides`); returns its row."""
     cell_dir = os.path.join(run_dir, task, f"n{num_labels}_seed{seed}")
+    teacher_dir = os.path.join(cell_dir, "teacher")
+    configs = _override(configs, overrides or {})
+    if variant:
+        cell_dir = os.path.join(cell_dir, "variants", _slug(variant))
     distill_config = dataclasses.replace(configs.distill, seed=seed)
     key = repr((dataset, num_labels, seed, configs.max_unlabelled, dataclasses.asdict(configs.teacher),
                 dataclasses.asdict(configs.student), dataclasses.asdict(distill_config)))
     cell_path = os.path.join(cell_dir, "cell.json")
+    name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
     if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:
-        print(f"[benchmark] {task} N={num_labels} seed={seed}: cached", flush=True)
+        print(f"[benchmark] {name}: cached", flush=True)
         return io.read_json(cell_path)["row"]
-    print(f"[benchmark] {task} N={num_labels} seed={seed}", flush=True)
+    print(f"[benchmark] {name}", flush=True)
     start = time.time()
     splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
-    teacher_dir = os.path.join(cell_dir, "teacher")
     teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed)
     logits = pipeline.label(teacher, teacher_dir, splits)
     _, baseline = pipeline.train_labels_only(
@@ -78,8 +96,27 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs):
         "agreement": distilled["agreement_with_teacher"],
         "seconds": round(time.time() - start, 1),
     }
+    if variant:
+        row["variant"] = variant
     io.write_json({"key": key, "row": row}, cell_path)
     return row
+
+
+def _override(configs, overrides):
+    """`configs` with some StudentConfig/DistillConfig fields replaced."""
+    student = {k: v for k, v in overrides.items() if k in training.StudentConfig.__dataclass_fields__}
+    distill = {k: v for k, v in overrides.items() if k in training.DistillConfig.__dataclass_fields__}
+    unknown = set(overrides) - set(student) - set(distill)
+    if unknown:
+        raise ValueError(f"unknown config fields {sorted(unknown)}")
+    return dataclasses.replace(
+        configs, student=dataclasses.replace(configs.student, **student),
+        distill=dataclasses.replace(configs.distill, **distill),
+    )
+
+
+def _slug(text):
+    return "".join(c if c.isalnum() else "_" for c in text.lower()).strip("_")[:60]
 
 
 def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibration_rows=500):
@@ -292,6 +329,8 @@ def _markdown(results, summary, plots, notes):
             f"{100 * r['teacher_acc']:.2f} | {100 * r['labels_only_acc']:.2f} | {100 * r['student_acc']:.2f} | "
             f"{100 * r['agreement']:.1f}% | {r['seconds']:.0f} |"
         )
+    if results.get("ablations"):
+        lines += _ablation_markdown(results)
     cost = results.get("cost")
     if cost:
         lines += _cost_markdown(cost) + ["", f"![cost]({plots[1]})"]
@@ -299,6 +338,35 @@ def _markdown(results, summary, plots, notes):
     if notes:
         lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
+
+
+def _ablation_markdown(results):
+    rows = results["ablations"]
+    base = next(
+        (r for r in results["quality"]
+         if (r["task"], r["num_labels"], r["seed"]) == (rows[0]["task"], rows[0]["num_labels"], rows[0]["seed"])),
+        None,
+    )
+    lines = [
+        "",
+        "## What each idea is worth",
+        "",
+        f"One change at a time to the default recipe, on {rows[0]['task']} N={rows[0]['num_labels']} seed "
+        f"{rows[0]['seed']} (same teacher, same logits). Single runs: on this 2-core CPU, TensorFlow is not "
+        "bit-deterministic and identical settings have been seen to differ by up to 2 points, so read "
+        "differences under about 1.5 points as noise.",
+        "",
+        "| variant | distilled | vs default | labels-only | agreement |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    if base:
+        lines.append(f"| default recipe | {100 * base['student_acc']:.2f} | | {100 * base['labels_only_acc']:.2f} | "
+                     f"{100 * base['agreement']:.1f}% |")
+    for r in rows:
+        delta = f"{100 * (r['student_acc'] - base['student_acc']):+.2f}" if base else ""
+        lines.append(f"| {r['variant']} | {100 * r['student_acc']:.2f} | {delta} | {100 * r['labels_only_acc']:.2f} | "
+                     f"{100 * r['agreement']:.1f}% |")
+    return lines
 
 
 def _cost_markdown(cost):

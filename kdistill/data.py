@@ -23,8 +23,10 @@ print(len(splits.labelled_texts), len(splits.unlabelled_texts), splits.class_nam
 ```
 """
 
+import codecs
 import csv
 import dataclasses
+import io
 import json
 import os
 
@@ -47,15 +49,17 @@ class Splits:
     dev_texts: np.ndarray
     dev_labels: np.ndarray
     class_names: list
+    empty_texts_dropped: int = 0  # labelled rows (train or dev) whose text was empty or blank
 
     @property
     def num_classes(self):
         return len(self.class_names)
 
     def describe(self):
+        dropped = f"; {self.empty_texts_dropped} rows with empty text dropped" if self.empty_texts_dropped else ""
         return (
             f"{len(self.labelled_texts)} labelled, {len(self.unlabelled_texts)} unlabelled, "
-            f"{len(self.dev_texts)} dev texts; classes {self.class_names}"
+            f"{len(self.dev_texts)} dev texts; classes {self.class_names}{dropped}"
         )
 
 
@@ -63,9 +67,19 @@ class Splits:
 class LabelledData:
     texts: list
     labels: list  # raw label values as read: ints or strings
+    source: str = "data"  # the file (or tfds split) the rows came from, for messages
+    rows: list = None  # each text's row number in `source` (1-based, header included)
+    empty_texts: int = 0  # rows skipped because their text was empty or only whitespace
+
+    def row(self, index):
+        return self.rows[index] if self.rows is not None else index + 1
+
+    def subset(self, index):
+        labels = None if self.labels is None else [self.labels[i] for i in index]
+        return LabelledData([self.texts[i] for i in index], labels, self.source, [self.row(i) for i in index])
 
 
-def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None):
+def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encoding="utf-8"):
     """Reads `spec` and makes the label-scarce split.
 
     Args:
@@ -74,15 +88,20 @@ def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None):
         seed: seeds the labelled sample and the unlabelled cap.
         max_unlabelled: keep at most this many unlabelled texts (a seeded sample).
         unlabelled: optional extra unlabelled text: a `.txt` file or any labelled file.
+        encoding: the text encoding of local files (`latin-1` for many older corpora).
+
+    Rows whose text is empty or blank are dropped (there is nothing to learn from
+    or classify) and counted in `Splits.empty_texts_dropped`.
     """
-    train, dev, class_names = _read_spec(spec, seed)
-    train_labels = _encode_labels(train, class_names, spec)
-    dev_labels = _encode_labels(dev, class_names, spec)
+    train, dev, class_names = _read_spec(spec, seed, encoding)
+    train_labels = _encode_labels(train, class_names)
+    dev_labels = _encode_labels(dev, class_names)
+    _check_every_class_in_train(train, train_labels, class_names)
     labelled_idx, unlabelled_idx = stratified_split(train_labels, num_labels, seed, spec)
     train_texts = np.array(train.texts, dtype=object)
     unlabelled_texts = train_texts[unlabelled_idx]
     if unlabelled:
-        unlabelled_texts = np.concatenate([unlabelled_texts, read_texts(unlabelled)])
+        unlabelled_texts = np.concatenate([unlabelled_texts, read_texts(unlabelled, encoding)])
     if max_unlabelled is not None and len(unlabelled_texts) > max_unlabelled:
         keep = np.random.default_rng(seed + 1).choice(
             len(unlabelled_texts), max_unlabelled, replace=False
@@ -95,6 +114,7 @@ def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None):
         dev_texts=np.array(dev.texts, dtype=object),
         dev_labels=dev_labels,
         class_names=class_names,
+        empty_texts_dropped=train.empty_texts + dev.empty_texts,
     )
 
 
@@ -135,78 +155,121 @@ def stratified_split(labels, num_labels, seed, source="data"):
     return labelled, unlabelled
 
 
-def read_texts(path):
+def read_texts(path, encoding="utf-8"):
     """Texts of a file: one per line for `.txt`, the text column for labelled formats."""
     if path.endswith(".txt"):
-        with _open(path) as f:
-            texts = [line.rstrip("\n") for line in f]
-        return np.array([t for t in texts if t.strip()], dtype=object)
-    return np.array(read_labelled_file(path, require_labels=False).texts, dtype=object)
+        return np.array(read_lines(path, encoding), dtype=object)
+    return np.array(read_labelled_file(path, require_labels=False, encoding=encoding).texts, dtype=object)
 
 
-def read_labelled_file(path, require_labels=True):
-    """Reads a TSV, CSV or JSONL file into texts and raw label values."""
+def read_lines(path, encoding="utf-8"):
+    """The non-blank lines of a text file: one text each."""
+    return [line for line in _lines(read_text_file(path, encoding)) if line.strip()]
+
+
+def read_labelled_file(path, require_labels=True, encoding="utf-8"):
+    """Reads a TSV, CSV or JSONL file into texts and raw label values; rows with blank text are skipped."""
     if not os.path.isfile(path):
         raise KdistillError(f"{path}: no such file; check the --dataset path")
     ext = os.path.splitext(path)[1].lower()
-    if ext == ".jsonl":
-        data = _read_jsonl(path)
-    elif ext in (".tsv", ".csv"):
-        data = _read_table(path, "\t" if ext == ".tsv" else ",")
-    else:
+    if ext not in (".jsonl", ".tsv", ".csv"):
         raise KdistillError(
             f"{path}: unsupported file type {ext!r}; use .tsv, .csv or .jsonl (.txt for unlabelled text)"
         )
+    text = read_text_file(path, encoding)
+    if not text.strip():
+        raise KdistillError(f"{path}: the file is empty; give a file with at least one labelled row")
+    data = _read_jsonl(path, text) if ext == ".jsonl" else _read_table(path, text, "\t" if ext == ".tsv" else ",")
     if not data.texts:
-        raise KdistillError(f"{path}: no rows with text; give a file with at least one row")
+        what = "every row's text is empty" if data.empty_texts else "only a header, no rows"
+        raise KdistillError(f"{path}: {what}; give a file with at least one row of text")
     if require_labels and data.labels is None:
         raise KdistillError(f"{path}: no label column found; add a 'label' column")
     return data
 
 
-def _open(path):
+def read_text_file(path, encoding="utf-8"):
+    """The whole file decoded; a decoding error names the byte and row and suggests --encoding."""
     try:
-        return open(path, encoding="utf-8", newline="")
+        with open(path, "rb") as f:
+            raw = f.read()
     except OSError as e:
-        raise KdistillError(f"{path}: cannot open ({e.strerror}); check the path") from None
+        raise KdistillError(f"{path}: cannot read ({e.strerror}); check the path and its permissions") from None
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise KdistillError(f"--encoding={encoding}: unknown encoding; use a Python codec name like utf-8 or latin-1") from None
+    # A UTF-8 byte-order mark (Windows editors write one) would otherwise stick to the header's first name.
+    start = len(codecs.BOM_UTF8) if codec == "utf-8" and raw.startswith(codecs.BOM_UTF8) else 0
+    try:
+        return raw[start:].decode(codec)
+    except UnicodeDecodeError as e:
+        offset = start + e.start
+        row = raw.count(b"\n", 0, offset) + 1
+        raise KdistillError(
+            f"{path}: byte {offset} (row {row}) is not valid {codec}; re-save the file as UTF-8 "
+            "or pass its encoding, e.g. --encoding=latin-1"
+        ) from None
 
 
-def _read_jsonl(path):
-    texts, labels = [], []
-    with _open(path) as f:
-        for row, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise KdistillError(f"{path}:{row}: not valid JSON ({e.msg}); fix or drop the row") from None
-            text_key = next((k for k in TEXT_COLUMNS if k in record), None)
-            if text_key is None:
-                raise KdistillError(
-                    f"{path}:{row}: no text field; name it one of {', '.join(TEXT_COLUMNS)}"
-                )
-            texts.append(str(record[text_key]))
-            label_key = next((k for k in LABEL_COLUMNS if k in record), None)
-            labels.append(record[label_key] if label_key else None)
+def _lines(text):
+    # Only "\n" ends a line: str.splitlines() would also split on characters such as
+    # U+2028 that JSON strings and reviews may hold.
+    return [line.rstrip("\r") for line in text.split("\n")]
+
+
+def _read_jsonl(path, text):
+    texts, labels, rows, empty = [], [], [], 0
+    for row, line in enumerate(_lines(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise KdistillError(f"{path}:{row}: not valid JSON ({e.msg}); fix or drop the row") from None
+        if not isinstance(record, dict):
+            raise KdistillError(f"{path}:{row}: not a JSON object; write one {{\"text\": ..., \"label\": ...}} per line")
+        text_key = next((k for k in TEXT_COLUMNS if k in record), None)
+        if text_key is None:
+            raise KdistillError(
+                f"{path}:{row}: no text field; name it one of {', '.join(TEXT_COLUMNS)}"
+            )
+        if not str(record[text_key] or "").strip():
+            empty += 1
+            continue
+        texts.append(str(record[text_key]))
+        label_key = next((k for k in LABEL_COLUMNS if k in record), None)
+        labels.append(record[label_key] if label_key else None)
+        rows.append(row)
     has_labels = any(label is not None for label in labels)
-    return LabelledData(texts, labels if has_labels else None)
+    return LabelledData(texts, labels if has_labels else None, path, rows, empty)
 
 
-def _read_table(path, delimiter):
-    with _open(path) as f:
-        rows = [row for row in csv.reader(f, delimiter=delimiter) if row]
+def _read_table(path, text, delimiter):
+    # Reviews can be long: lift csv's 128 KiB field limit so they are truncated by the tokenizer, not refused.
+    csv.field_size_limit(2**31 - 1)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows, line_numbers = [], []
+    try:
+        for row in reader:
+            if row:
+                rows.append(row)
+                line_numbers.append(reader.line_num)
+    except csv.Error as e:
+        raise KdistillError(f"{path}:{reader.line_num}: unreadable row ({e}); fix the quoting of that row") from None
     if not rows:
-        return LabelledData([], None)
+        return LabelledData([], None, path, [])
     width = max(len(row) for row in rows)
     if width == 1:
-        return LabelledData([row[0] for row in rows], None)
+        return _without_empty_texts(LabelledData([row[0] for row in rows], None, path, line_numbers))
     has_header = _is_header(rows[0])
     header = [c.strip().lower() for c in rows[0]] if has_header else None
-    body = rows[1:] if has_header else rows
+    body, line_numbers = (rows[1:], line_numbers[1:]) if has_header else (rows, line_numbers)
+    if not body:
+        return LabelledData([], None, path, [])
     text_col, label_col = _pick_columns(header, body, width)
     texts, labels = [], []
-    for row_number, row in enumerate(body, start=2 if has_header else 1):
+    for row_number, row in zip(line_numbers, body):
         if len(row) <= max(text_col, label_col):
             raise KdistillError(
                 f"{path}:{row_number}: expected {width} columns, found {len(row)}; "
@@ -214,7 +277,14 @@ def _read_table(path, delimiter):
             )
         texts.append(row[text_col])
         labels.append(row[label_col])
-    return LabelledData(texts, labels)
+    return _without_empty_texts(LabelledData(texts, labels, path, line_numbers))
+
+
+def _without_empty_texts(data):
+    keep = [i for i, text in enumerate(data.texts) if text.strip()]
+    kept = data.subset(keep)
+    kept.empty_texts = len(data.texts) - len(keep)
+    return kept
 
 
 def _is_header(first_row):
@@ -237,7 +307,7 @@ def _pick_columns(header, body, width):
     return text_col, label_col
 
 
-def _encode_labels(data, class_names, source):
+def _encode_labels(data, class_names):
     """Maps raw label values to class indices, naming the first row it cannot map."""
     index = {name: i for i, name in enumerate(class_names)}
     encoded = np.empty(len(data.labels), dtype=np.int32)
@@ -249,29 +319,42 @@ def _encode_labels(data, class_names, source):
             encoded[row] = int(key)
         else:
             raise KdistillError(
-                f"{source}: row {row + 1} has label {key!r}, not one of the classes "
+                f"{data.source}:{data.row(row)}: label {key!r} is not one of the classes "
                 f"{class_names}; fix the row or the class list"
             )
     return encoded
 
 
-def _class_names(train, classes_file=None):
+def _check_every_class_in_train(train, labels, class_names):
+    """A class that train never shows could never be learnt, nor get its labelled example."""
+    missing = [name for i, name in enumerate(class_names) if not np.any(labels == i)]
+    if missing:
+        raise KdistillError(
+            f"{train.source}: class{'es' if len(missing) > 1 else ''} {missing} of the class list "
+            f"{class_names} {'have' if len(missing) > 1 else 'has'} no row in train; add labelled rows "
+            "of it or remove it from the class list (classes.txt)"
+        )
+
+
+def _class_names(train, classes_file=None, encoding="utf-8"):
     if classes_file and os.path.isfile(classes_file):
-        with _open(classes_file) as f:
-            return [line.strip() for line in f if line.strip()]
+        names = [line.strip() for line in _lines(read_text_file(classes_file, encoding)) if line.strip()]
+        if not names:
+            raise KdistillError(f"{classes_file}: no class names; write one name per line, in label order")
+        return names
     values = sorted({str(v).strip() for v in train.labels})
     if all(v.lstrip("-").isdigit() for v in values):
         return [str(i) for i in range(max(int(v) for v in values) + 1)]
     return values
 
 
-def _read_spec(spec, seed):
+def _read_spec(spec, seed, encoding="utf-8"):
     if spec.startswith("tfds:"):
         return _read_tfds(spec[len("tfds:") :])
     if os.path.isdir(spec):
-        return _read_folder(spec)
+        return _read_folder(spec, encoding)
     if os.path.isfile(spec):
-        return _read_single_file(spec, seed)
+        return _read_single_file(spec, seed, encoding)
     raise KdistillError(
         f"{spec}: no such file or folder; give a local path or a tfds name like tfds:glue/sst2"
     )
@@ -286,7 +369,7 @@ def _find_file(folder, stems):
     return None
 
 
-def _read_folder(folder):
+def _read_folder(folder, encoding="utf-8"):
     train_path = _find_file(folder, ("train",))
     dev_path = _find_file(folder, DEV_NAMES)
     if train_path is None or dev_path is None:
@@ -294,17 +377,18 @@ def _read_folder(folder):
             f"{folder}: needs a train file and a dev file (train.tsv|csv|jsonl and "
             "dev/validation/test.tsv|csv|jsonl); add the missing one"
         )
-    train = read_labelled_file(train_path)
-    dev = read_labelled_file(dev_path)
-    return train, dev, _class_names(train, os.path.join(folder, "classes.txt"))
+    train = read_labelled_file(train_path, encoding=encoding)
+    dev = read_labelled_file(dev_path, encoding=encoding)
+    return train, dev, _class_names(train, os.path.join(folder, "classes.txt"), encoding)
 
 
-def _read_single_file(path, seed):
-    data = read_labelled_file(path)
+def _read_single_file(path, seed, encoding="utf-8"):
+    data = read_labelled_file(path, encoding=encoding)
     order = np.random.default_rng(seed + 2).permutation(len(data.texts))
     num_dev = max(1, int(len(order) * HELD_OUT_DEV_FRACTION))
-    pick = lambda idx: LabelledData([data.texts[i] for i in idx], [data.labels[i] for i in idx])
-    return pick(order[num_dev:]), pick(order[:num_dev]), _class_names(data)
+    train, dev = data.subset(order[num_dev:]), data.subset(order[:num_dev])
+    train.empty_texts = data.empty_texts
+    return train, dev, _class_names(data)
 
 
 def _read_tfds(name):
@@ -330,7 +414,7 @@ def _read_tfds(name):
             parts = [example[k].decode("utf-8") for k in reversed(text_keys)]
             texts.append(" ".join(p for p in parts if p))
             labels.append(int(example["label"]))
-        return LabelledData(texts, labels)
+        return LabelledData(texts, labels, f"tfds:{name}/{split}")
 
     train, dev = read("train"), read(dev_split)
     # GLUE's test split has label -1 everywhere; its validation split is the dev set.

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import tempfile
+import zipfile
 
 import keras
 import numpy as np
@@ -29,6 +30,8 @@ def atomic_path(path):
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes files 0600; artefacts are meant to be shared
     try:
         yield tmp
+        with open(tmp, "rb") as f:  # on disk before the rename, so a crash cannot expose an empty file
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -68,12 +71,26 @@ def _jsonable(value):
 
 
 def load_model(path, what):
-    """Loads a `.keras` file in safe mode: registered kdistill/keras-hub classes only."""
+    """Loads a `.keras` file in safe mode: registered kdistill/keras-hub classes only.
+
+    Safe mode never runs code stored in the file, so a model holding a `Lambda`
+    layer (pickled Python bytecode) is refused, and so is any class not registered.
+    """
     import kdistill.distiller  # noqa: F401  (registers the custom classes)
     import kdistill.student  # noqa: F401
 
     if not os.path.isfile(path):
         raise KdistillError(f"{path}: no {what} model here; train one first or fix the path")
+    if not zipfile.is_zipfile(path):
+        raise KdistillError(
+            f"{path}: not a .keras archive (truncated or another kind of file); retrain the {what} or restore the file"
+        )
+    lambdas = _lambda_layers(path)
+    if lambdas:
+        raise KdistillError(
+            f"{path}: refused: the {what} holds Lambda layers {lambdas}, Python code that safe loading never "
+            "runs; rebuild the model from registered layers and save it again"
+        )
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as e:  # Keras raises many types for a damaged archive
@@ -81,6 +98,29 @@ def load_model(path, what):
             f"{path}: not a loadable {what} model ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
             "retrain it or restore the file"
         ) from None
+
+
+def _lambda_layers(path):
+    """Names of the `Lambda` layers in a `.keras` archive's config (empty if it has none or no config)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            config = json.loads(archive.read("config.json"))
+    except (KeyError, ValueError, zipfile.BadZipFile, OSError):
+        return []  # keras.saving reports a damaged archive itself
+    found = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("class_name") == "Lambda":
+                found.append(node.get("config", {}).get("name", "?"))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return found
 
 
 def epoch_dataset(make_batches, signature, num_batches=None):

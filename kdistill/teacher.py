@@ -22,8 +22,9 @@ import os
 import keras
 import keras_hub
 import numpy as np
+from absl import logging
 
-from kdistill import io, progress
+from kdistill import checkpoint, io, progress
 from kdistill.errors import KdistillError
 
 OFFLINE_TEACHER = "minilm"
@@ -78,10 +79,20 @@ def fine_tune(
     seed=0,
     callbacks=None,
     verbose="auto",
+    backup_dir=None,
 ):
-    """Fine-tunes every weight of `teacher` on the labelled texts, length-bucketed."""
-    features = _tokenize(teacher, texts)
+    """Fine-tunes every weight of `teacher` on the labelled texts, length-bucketed.
+
+    With `backup_dir` the training state is saved there after every epoch, and the
+    same call after an interruption continues from the last finished epoch.
+    """
     labels = np.asarray(labels, dtype=np.int32)
+    callbacks = list(callbacks or [])
+    if backup_dir:
+        hyperparameters = (epochs, batch_size, learning_rate, warmup_fraction, seed)
+        key = checkpoint.run_key(fingerprint(teacher, texts), labels, hyperparameters)
+        callbacks.append(checkpoint.EpochBackup(backup_dir, key, name="teacher fine-tuning"))
+    features = _tokenize(teacher, texts)
     steps_per_epoch = int(np.ceil(len(labels) / batch_size))
     total_steps = steps_per_epoch * epochs
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(total_steps * warmup_fraction))
@@ -120,15 +131,20 @@ def load(folder):
 
 
 def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
-    """Teacher logits for `texts`, computed once per (weights, preprocessing, texts)."""
+    """Teacher logits for `texts`, computed once per (weights, preprocessing, texts).
+
+    A cached file that cannot be read, has the wrong shape or holds NaN or
+    infinite values is recomputed, with a warning.
+    """
     texts = [str(t) for t in texts]
     if not texts:
         return np.zeros((0, teacher.num_classes), dtype=np.float32)
     cache_path = None
     if cache_dir:
         cache_path = os.path.join(cache_dir, LOGITS_DIR, fingerprint(teacher, texts) + ".npy")
-        if os.path.exists(cache_path):
-            return np.load(cache_path)
+        cached = _read_cache(cache_path, (len(texts), teacher.num_classes))
+        if cached is not None:
+            return cached
     features = _tokenize(teacher, texts)
     out = np.zeros((len(texts), teacher.num_classes), dtype=np.float32)
     bar = progress.bar(len(texts), unit_name="text") if verbose else None
@@ -137,9 +153,46 @@ def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
             out[index] = keras.ops.convert_to_numpy(teacher.predict_on_batch(batch))
             if bar:
                 bar.add(len(index))
+    broken = int(np.sum(~np.isfinite(out).all(axis=1)))
+    if broken:
+        raise KdistillError(
+            f"{cache_dir or 'teacher'}: the teacher gives NaN or infinite logits for {broken} of {len(texts)} "
+            "texts; its weights are damaged or training diverged: retrain it (a lower --teacher_learning_rate)"
+        )
     if cache_path:
         io.atomic_save_npy(out, cache_path)
     return out
+
+
+def _read_cache(path, shape):
+    """The cached logits at `path` if they are sound, else None (a warning says why they are not used)."""
+    if not os.path.exists(path):
+        return None
+    try:
+        cached = np.load(path, allow_pickle=False)
+    except Exception as e:  # a truncated or overwritten file: numpy raises several types
+        problem = f"cannot be read ({type(e).__name__})"
+    else:
+        if cached.shape != shape:
+            problem = f"have shape {cached.shape}, not {shape}"
+        elif not np.isfinite(cached).all():
+            problem = "hold NaN or infinite values"
+        else:
+            return cached.astype(np.float32, copy=False)
+    logging.warning("%s: cached teacher logits %s; recomputing them", path, problem)
+    return None
+
+
+def truncated_texts(teacher, texts):
+    """How many of `texts` are longer than the teacher's sequence length (and so cut short)."""
+    preprocessor = teacher.preprocessor
+    texts = np.asarray([str(t) for t in texts], dtype=object)
+    longest = preprocessor.sequence_length - 2  # [CLS] and [SEP] take two places
+    # Outside tf.data, keras-hub hands ragged token ids back as Python lists.
+    return sum(
+        sum(len(ids) > longest for ids in preprocessor.tokenizer(keras.ops.convert_to_tensor(texts[i : i + 4096])))
+        for i in range(0, len(texts), 4096)
+    )
 
 
 def fingerprint(teacher, texts):
@@ -148,8 +201,13 @@ def fingerprint(teacher, texts):
     for weight in teacher.weights:
         digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
     preprocessor = teacher.preprocessor
-    digest.update(repr((preprocessor.sequence_length, type(preprocessor.tokenizer).__name__)).encode())
-    digest.update(repr(preprocessor.tokenizer.get_config()).encode())
+    tokenizer = preprocessor.tokenizer
+    digest.update(repr((preprocessor.sequence_length, type(tokenizer).__name__)).encode())
+    # Not the layer's name: Keras numbers it per process ("bert_tokenizer_1"), which says nothing
+    # about the preprocessing. The config names a vocabulary file, so hash the vocabulary itself.
+    config = {k: v for k, v in tokenizer.get_config().items() if k != "name"}
+    digest.update(repr(sorted(config.items())).encode())
+    digest.update("\0".join(tokenizer.get_vocabulary()).encode("utf-8"))
     for text in texts:
         digest.update(text.encode("utf-8") + b"\0")
     return digest.hexdigest()[:32]

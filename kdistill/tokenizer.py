@@ -89,6 +89,14 @@ class StudentTokenizer(keras.layers.Layer):
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
         return wordpiece.tokenize(normalizer.normalize(texts))
 
+    def count_truncated(self, texts, batch_size=4096):
+        """How many of `texts` have more pieces than `sequence_length`, so lose their end."""
+        texts = np.asarray(texts, dtype=object)
+        return int(sum(
+            np.sum(self.full_ids(texts[i : i + batch_size]).row_lengths().numpy() > self.sequence_length)
+            for i in range(0, len(texts), batch_size)
+        ))
+
     def __call__(self, texts, *args, **kwargs):
         # Like keras-hub's tokenizers, accept plain Python lists of strings.
         if isinstance(texts, (list, tuple, str)):

@@ -20,7 +20,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from kdistill import progress
+from kdistill import checkpoint, progress
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
@@ -94,13 +94,25 @@ def transfer_dataset(texts, teacher_logits, labels, batch_size, seed):
     return dataset.batch(batch_size).prefetch(2)
 
 
-def distill(teacher, student, splits, unlabelled_logits, labelled_logits, config, callbacks=None, verbose="auto"):
-    """Trains `student` on the transfer set (labelled + unlabelled texts) against the teacher."""
+def distill(
+    teacher, student, splits, unlabelled_logits, labelled_logits, config, callbacks=None, verbose="auto",
+    backup_dir=None,
+):
+    """Trains `student` on the transfer set (labelled + unlabelled texts) against the teacher.
+
+    With `backup_dir` the student and optimizer state are saved there after every
+    epoch, and the same call after an interruption continues from the last finished epoch.
+    """
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     logits = np.concatenate([labelled_logits, unlabelled_logits]).astype(np.float32)
     labels = np.concatenate(
         [splits.labelled_labels, np.full(len(splits.unlabelled_texts), -1, np.int32)]
     )
+    callbacks = list(callbacks or [])
+    if backup_dir:
+        starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
+        key = checkpoint.run_key(repr(dataclasses.asdict(config)), texts, labels, logits, *starting_weights)
+        callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
     keras.utils.set_random_seed(config.seed)
     distiller = Distiller(teacher, student)
     distiller.compile(

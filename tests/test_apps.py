@@ -13,7 +13,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL_RUN = [
     f"--dataset={SST2}", "--num_labels=120", "--max_unlabelled=600", "--seed=1",
 ]
-SMALL_TEACHER = ["--teacher_epochs=2", "--max_seq_length=64"]
+SMALL_TEACHER = ["--teacher_epochs=2", "--teacher_min_steps=0", "--max_seq_length=64"]
 SMALL_STUDENT = ["--epochs=2", "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
 
 

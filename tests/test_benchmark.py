@@ -7,7 +7,7 @@ from kdistill import benchmark, pipeline, training
 from tests.conftest import AG_NEWS
 
 TINY = benchmark.Configs(
-    teacher=pipeline.TeacherConfig(epochs=1, sequence_length=64),
+    teacher=pipeline.TeacherConfig(epochs=1, min_steps=0, sequence_length=64),
     student=training.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
     distill=training.DistillConfig(epochs=1),
     max_unlabelled=200,
@@ -55,3 +55,22 @@ def test_cost_table_prices_teachers_and_student(tmp_path):
     assert cost["student"]["params"] < cost["teacher_minilm"]["params"] / 10
     assert cost["ratios"]["teacher_bert_base_speedup_dynamic"] > cost["ratios"]["teacher_minilm_speedup_dynamic"] > 1
     assert cost["student"]["int8"]["tflite_bytes"] < cost["student"]["float32"]["tflite_bytes"]
+
+
+def test_ablations_are_reported_against_the_default_cell(tmp_path):
+    rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.79)]
+    ablations = [dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.77), variant="alpha=0.5")]
+    benchmark.write_results({"quality": rows, "ablations": ablations}, str(tmp_path), "python -m apps.benchmark")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| default recipe | 79.00 | | 70.00 | 90.0% |" in text
+    assert "| alpha=0.5 | 77.00 | -2.00 | 70.00 | 90.0% |" in text
+
+
+def test_ablation_overrides_change_one_field():
+    configs = benchmark._override(TINY, {"alpha": 0.5, "vocabulary_size": 0})
+    assert (configs.distill.alpha, configs.student.vocabulary_size) == (0.5, 0)
+    assert configs.distill.epochs == TINY.distill.epochs and configs.teacher == TINY.teacher
+    with pytest.raises(ValueError, match="unknown config fields"):
+        benchmark._override(TINY, {"alpah": 0.5})
+    for overrides in benchmark.ABLATIONS.values():
+        benchmark._override(TINY, overrides)

@@ -116,7 +116,7 @@ def test_unknown_label_names_file_and_row(tmp_path):
     (tmp_path / "classes.txt").write_text("neg\npos\n")
     (tmp_path / "train.tsv").write_text("label\ttext\nneg\tbad\npos\tgood\nmaybe\tok\n")
     (tmp_path / "dev.tsv").write_text("label\ttext\nneg\tawful\n")
-    with pytest.raises(KdistillError, match=r"row 3 has label 'maybe'"):
+    with pytest.raises(KdistillError, match=r"train.tsv:4: label 'maybe' is not one of the classes"):
         data.load(str(tmp_path), num_labels=2)
 
 
