@@ -131,3 +131,23 @@ def epoch_dataset(make_batches, signature, num_batches=None):
     if num_batches is not None:
         dataset = dataset.apply(tf.data.experimental.assert_cardinality(num_batches))
     return dataset.prefetch(2)
+
+
+class EpochOrder(keras.callbacks.Callback):
+    """Makes a dataset's shuffle a function of (seed, epoch), not of how often it was iterated.
+
+    A run resumed at epoch k then sees exactly the batches an uninterrupted run sees in
+    epoch k; tf.data's own reshuffling restarts its sequence in a new process. Pass it
+    to `fit` as a callback and draw each epoch's order from `rng()`.
+    """
+
+    def __init__(self, seed):
+        super().__init__()
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def rng(self):
+        return np.random.default_rng([self.seed, self.epoch])

@@ -101,9 +101,10 @@ def fine_tune(
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["sparse_categorical_accuracy"],
     )
-    rng = np.random.default_rng(seed)
+    order = io.EpochOrder(seed)
+    callbacks = [order] + list(callbacks or [])
     dataset = io.epoch_dataset(
-        lambda: _bucketed_batches(features, batch_size, rng, labels=labels),
+        lambda: _bucketed_batches(features, batch_size, order.rng(), labels=labels),
         signature=_batch_signature(with_labels=True),
         num_batches=steps_per_epoch,
     )

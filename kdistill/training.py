@@ -20,7 +20,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from kdistill import checkpoint, progress
+from kdistill import checkpoint, io, progress
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
@@ -81,17 +81,28 @@ def build_student(teacher, splits, config, seed=0):
     return student
 
 
-def transfer_dataset(texts, teacher_logits, labels, batch_size, seed):
-    """(`{"text", "teacher_logits"}`, label or -1) batches, reshuffled every epoch."""
+def transfer_dataset(texts, teacher_logits, labels, batch_size, order):
+    """(`{"text", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives."""
     import tensorflow as tf
 
-    features = {
-        "text": tf.constant([str(t) for t in texts], dtype=tf.string),
-        "teacher_logits": tf.constant(teacher_logits, dtype=tf.float32),
-    }
-    dataset = tf.data.Dataset.from_tensor_slices((features, tf.constant(labels, dtype=tf.int32)))
-    dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size).prefetch(2)
+    texts = np.asarray([str(t) for t in texts], dtype=object)
+    teacher_logits = np.asarray(teacher_logits, np.float32)
+    labels = np.asarray(labels, np.int32)
+
+    def batches():
+        rows = order.rng().permutation(len(texts))
+        for start in range(0, len(rows), batch_size):
+            index = rows[start : start + batch_size]
+            yield {"text": texts[index], "teacher_logits": teacher_logits[index]}, labels[index]
+
+    signature = (
+        {
+            "text": tf.TensorSpec((None,), tf.string),
+            "teacher_logits": tf.TensorSpec((None, teacher_logits.shape[1]), tf.float32),
+        },
+        tf.TensorSpec((None,), tf.int32),
+    )
+    return io.epoch_dataset(batches, signature, num_batches=-(-len(texts) // batch_size))
 
 
 def distill(
@@ -122,7 +133,9 @@ def distill(
         temperature=config.temperature,
         distillation_loss=config.distillation_loss,
     )
-    dataset = transfer_dataset(texts, logits, labels, config.batch_size, config.seed)
+    order = io.EpochOrder(config.seed)
+    callbacks.insert(0, order)
+    dataset = transfer_dataset(texts, logits, labels, config.batch_size, order)
     return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
 
 
