@@ -31,7 +31,7 @@ def main(argv):
         "student": pipeline.load_student(student_dir, splits),
         "labels_only": pipeline.load_student(labels_only_dir, splits),
     }
-    results = pipeline.evaluate(splits, teacher, students)
+    results = pipeline.evaluate(splits, teacher, students, teacher_dir=common.teacher_dir())
     results.update(dataset=FLAGS.dataset, num_labels=FLAGS.num_labels, seed=FLAGS.seed)
     path = io.write_json(results, os.path.join(FLAGS.out_dir, "metrics.json"))
     print(pipeline.format_evaluation(results))

@@ -192,12 +192,15 @@ def load_student(student_dir, splits=None):
     return student
 
 
-def evaluate(splits, teacher=None, students=None):
-    """Dev accuracy of the teacher and of each named student, and each student's agreement with it."""
+def evaluate(splits, teacher=None, students=None, teacher_dir=None):
+    """Dev accuracy of the teacher and of each named student, and each student's agreement with it.
+
+    With `teacher_dir` the teacher's dev logits come from its cache (training wrote them).
+    """
     results = {"dev_rows": len(splits.dev_texts)}
     teacher_logits = None
     if teacher is not None:
-        teacher_logits = teacher_lib.logits(teacher, splits.dev_texts, verbose=False)
+        teacher_logits = teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False)
         results["teacher_dev_acc"] = training.accuracy(teacher_logits, splits.dev_labels)
         results["teacher_params"] = int(teacher.count_params())
     for name, student in (students or {}).items():
