@@ -26,7 +26,7 @@ flags.DEFINE_string("docs_dir", "docs", "Where RESULTS.md, results.json and the 
 flags.DEFINE_bool("cost", True, "Measure the cost table (exports and times the teachers and the student).")
 flags.DEFINE_string("cost_task", "sst2", "The task whose N=1000 seed-0 student and teacher the cost table uses.")
 flags.DEFINE_integer("latency_rows", 200, "Dev sentences timed at batch 1 for each model.")
-flags.DEFINE_list("ablations", list(benchmark.ABLATIONS), "One-change-at-a-time variants of the recipe to run "
+flags.DEFINE_list("ablations", list(benchmark.DEFAULT_ABLATIONS), "One-change-at-a-time variants of the recipe to run "
                   "(largest N, first seed); names from kdistill.benchmark.ABLATIONS, empty for none.")
 flags.DEFINE_string("ablation_task", "sst2", "The task the ablations run on.")
 FLAGS = flags.FLAGS

@@ -30,6 +30,8 @@ def define_teacher_flags():
     flags.DEFINE_float("teacher_learning_rate", defaults.learning_rate, "Teacher peak learning rate.")
     flags.DEFINE_integer("teacher_batch_size", defaults.batch_size, "Teacher fine-tuning batch size.")
     flags.DEFINE_integer("max_seq_length", defaults.sequence_length, "Teacher's maximum sequence length.")
+    flags.DEFINE_enum("teacher_pooling", defaults.pooling, ["mean", "cls"],
+                      "Teacher head: mean of the token vectors, or keras-hub's [CLS] pooler.")
 
 
 def define_student_flags():
@@ -46,6 +48,7 @@ def define_student_flags():
     flags.DEFINE_integer("filters", student.filters, "Conv1D filters per kernel width.")
     flags.DEFINE_list("kernel_sizes", [str(k) for k in student.kernel_sizes], "Conv1D kernel widths.")
     flags.DEFINE_float("dropout", student.dropout, "Student dropout.")
+    flags.DEFINE_bool("separable", student.separable, "Depthwise-separable convolutions (fewer weights and multiply-adds).")
     flags.DEFINE_enum("init_embeddings", student.init_embeddings, ["teacher", "random"],
                       "Start the student's embeddings from a PCA of the teacher's, or at random.")
 
@@ -70,7 +73,7 @@ def teacher_config():
     return pipeline.TeacherConfig(
         handle=FLAGS.teacher, epochs=FLAGS.teacher_epochs, min_steps=FLAGS.teacher_min_steps,
         learning_rate=FLAGS.teacher_learning_rate,
-        batch_size=FLAGS.teacher_batch_size, sequence_length=FLAGS.max_seq_length,
+        batch_size=FLAGS.teacher_batch_size, sequence_length=FLAGS.max_seq_length, pooling=FLAGS.teacher_pooling,
     )
 
 
@@ -79,7 +82,7 @@ def student_config():
         vocabulary_size=FLAGS.vocabulary_size, sequence_length=FLAGS.sequence_length,
         embedding_dim=FLAGS.embedding_dim, filters=FLAGS.filters,
         kernel_sizes=tuple(int(k) for k in FLAGS.kernel_sizes), dropout=FLAGS.dropout,
-        init_embeddings=FLAGS.init_embeddings,
+        separable=FLAGS.separable, init_embeddings=FLAGS.init_embeddings,
     )
 
 

@@ -14,12 +14,10 @@ latencies = bert_latencies_ms(path, teacher, dev_texts[:100], sequence_length=64
 ```
 """
 
-import time
-
 import numpy as np
 import tensorflow as tf
 
-from export import tflite
+from export import latency, tflite
 from kdistill import io
 
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
@@ -53,17 +51,8 @@ def export_bert(classifier, path, mode="dynamic"):
 
 
 def bert_latencies_ms(path, classifier, texts, sequence_length, num_threads=1):
-    """Milliseconds per text, batch 1, through LiteRT, at the student's fixed `sequence_length`."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    runner = Interpreter(model_path=path, num_threads=num_threads).get_signature_runner()
+    """Milliseconds per text, batch 1, of LiteRT's `invoke()` at the student's fixed `sequence_length`."""
     features = classifier.preprocessor(tf.constant(list(texts)))
     features = {name: np.asarray(features[name])[:, :sequence_length].astype(np.int32) for name in FEATURES}
-    latencies = []
-    for i in range(len(texts) + 1):
-        row = {name: value[i % len(texts)][None, :] for name, value in features.items()}
-        start = time.perf_counter()
-        runner(**row)
-        if i:  # the first call allocates the tensors
-            latencies.append((time.perf_counter() - start) * 1e3)
-    return latencies
+    rows = [{name: value[i][None, :] for name, value in features.items()} for i in range(len(texts))]
+    return latency.invoke_latencies_ms(path, rows, num_threads)

@@ -39,6 +39,9 @@ class TeacherConfig:
     learning_rate: float = 1e-4
     batch_size: int = 16
     sequence_length: int = 128
+    # MiniLM-L6 was trained as a sentence encoder on mean-pooled token vectors, not on its
+    # [CLS] pooler. SST-2 dev, seed 0: N=100 73.2% (mean) vs 62.3% ([CLS]); N=1000 81.5% vs 80.7%.
+    pooling: str = "mean"
 
     def epochs_for(self, num_labels):
         steps_per_epoch = -(-num_labels // self.batch_size)
@@ -60,7 +63,7 @@ def train_teacher(splits, teacher_dir, config, seed=0):
     import keras
 
     keras.utils.set_random_seed(seed)  # before build: the classification head's initial weights too
-    model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length)
+    model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length, pooling=config.pooling)
     teacher_lib.fine_tune(
         model, splits.labelled_texts, splits.labelled_labels, epochs=config.epochs_for(len(splits.labelled_texts)),
         batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,

@@ -1,4 +1,7 @@
-"""The BERT teacher: a keras-hub `BertTextClassifier` fine-tuned on the few labels.
+"""The BERT teacher: a keras-hub BERT classifier fine-tuned on the few labels.
+
+Its head classifies from the mean of the token vectors (`teacher_model`), or from
+keras-hub's `[CLS]` pooler with `pooling="cls"`.
 
 The teacher takes raw strings through its own keras-hub preprocessor. Labelling
 a large transfer set is the dominant cost of distillation, so `logits()` runs
@@ -18,6 +21,7 @@ print(logits(teacher, ["what a ride"]))
 import contextlib
 import hashlib
 import os
+import warnings
 
 import keras
 import keras_hub
@@ -26,6 +30,7 @@ from absl import logging
 
 from kdistill import checkpoint, io, progress
 from kdistill.errors import KdistillError
+from kdistill.teacher_model import MeanPooledBertClassifier
 
 OFFLINE_TEACHER = "minilm"
 MODEL_FILE = "teacher.keras"
@@ -48,11 +53,14 @@ def resolve_preset(handle):
     return handle
 
 
-def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.1):
+def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.1, pooling="mean"):
     """A BERT classifier from a keras-hub preset (`bert_base_en_uncased`, `hf://...`) or folder."""
     preset = resolve_preset(handle)
+    classes = {"mean": MeanPooledBertClassifier, "cls": keras_hub.models.BertTextClassifier}
+    if pooling not in classes:
+        raise KdistillError(f"teacher pooling {pooling!r}: use one of {sorted(classes)}")
     try:
-        model = keras_hub.models.BertTextClassifier.from_preset(
+        model = classes[pooling].from_preset(
             preset, num_classes=num_classes, sequence_length=sequence_length, dropout=dropout
         )
     except (ValueError, OSError, FileNotFoundError) as e:
@@ -108,7 +116,9 @@ def fine_tune(
         signature=_batch_signature(with_labels=True),
         num_batches=steps_per_epoch,
     )
-    with _pretokenized(teacher):
+    with _pretokenized(teacher), warnings.catch_warnings():
+        # A mean-pooled head leaves the backbone's [CLS] pooler out of the loss, and Keras says so every step.
+        warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
         teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
     # The teacher is frozen from here on; its AdamW moments would triple the saved file.
     teacher.optimizer = None

@@ -33,12 +33,15 @@ LABELS_ONLY_VALIDATION = 0.1
 class StudentConfig:
     """Everything that shapes the student; saved with the run so it can be rebuilt."""
 
-    vocabulary_size: int = 8000  # pieces kept from the teacher's vocabulary (0 = all)
+    # Pieces kept from the teacher's vocabulary (0 = all). SST-2 N=1000: 7,000 and 8,000 both
+    # gave 79.24% dev; 7,000 keeps the student under 1/39 of MiniLM's parameters (564k).
+    vocabulary_size: int = 7000
     sequence_length: int = 64
     embedding_dim: int = 64
     filters: int = 128
     kernel_sizes: tuple = (2, 3, 4, 5)
     dropout: float = 0.3
+    separable: bool = False  # depthwise-separable convolutions
     init_embeddings: str = "teacher"  # "teacher" (PCA of its token embeddings) or "random"
 
 
@@ -72,6 +75,7 @@ def build_student(teacher, splits, config, seed=0):
         filters=config.filters,
         kernel_sizes=config.kernel_sizes,
         dropout=config.dropout,
+        separable=config.separable,
         class_names=splits.class_names,
     )
     if config.init_embeddings == "teacher":

@@ -55,6 +55,10 @@ def test_cost_table_prices_teachers_and_student(tmp_path):
     assert cost["student"]["params"] < cost["teacher_minilm"]["params"] / 10
     assert cost["ratios"]["teacher_bert_base_speedup_dynamic"] > cost["ratios"]["teacher_minilm_speedup_dynamic"] > 1
     assert cost["student"]["int8"]["tflite_bytes"] < cost["student"]["float32"]["tflite_bytes"]
+    # The ids-in model has no tokenizer buffers; the text-in one carries them.
+    assert cost["student"]["int8_ids"]["tokenizer_bytes"] == 0 < cost["student"]["int8"]["tokenizer_bytes"]
+    goals = "\n".join(benchmark.goals_table({"quality": [_row("ag_news", 40, 0, 0.8, 0.7, 0.8)], "cost": cost}))
+    assert "int8 .tflite <= 1 MB (token-ids model)" in goals and "token ids in on both sides" in goals
 
 
 def test_ablations_are_reported_against_the_default_cell(tmp_path):

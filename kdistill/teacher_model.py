@@ -1,0 +1,62 @@
+"""The teacher's network: a BERT backbone with a mean-pooled classification head.
+
+keras-hub's `BertTextClassifier` classifies from the `[CLS]` pooler. MiniLM-L6
+(`all-MiniLM-L6-v2`) was trained as a sentence encoder on the *mean* of its token
+vectors; its pooler was never trained for that. Classifying from the masked mean
+of the token vectors starts fine-tuning from the representation the model was
+built for, which matters most when labels are few.
+
+Example:
+
+```python
+classifier = MeanPooledBertClassifier.from_preset(folder, num_classes=2, sequence_length=64)
+classifier.predict(["a gripping, funny film"])
+```
+"""
+
+import keras
+import keras_hub
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean over the positions the padding mask marks as real tokens."""
+
+    def call(self, sequence, padding_mask):
+        mask = keras.ops.expand_dims(keras.ops.cast(padding_mask, sequence.dtype), -1)
+        total = keras.ops.sum(sequence * mask, axis=1)
+        return total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class MeanPooledBertClassifier(keras_hub.models.BertTextClassifier):
+    """`BertTextClassifier` with the `[CLS]` pooler replaced by a masked mean of token vectors.
+
+    Same constructor, preprocessor, presets and config as its parent, so it loads
+    with `from_preset` and saves to `.keras` like it.
+    """
+
+    def __init__(self, backbone, num_classes, preprocessor=None, activation=None, dropout=0.1, **kwargs):
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.mean_pooling = MaskedMeanPooling(dtype=backbone.dtype_policy, name="mean_pooling")
+        self.output_dropout = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy, name="classifier_dropout")
+        self.output_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=keras.initializers.TruncatedNormal(stddev=0.02),
+            activation=activation,
+            dtype=backbone.dtype_policy,
+            name="logits",
+        )
+        inputs = backbone.input
+        sequence = backbone(inputs)["sequence_output"]
+        pooled = self.mean_pooling(sequence, inputs["padding_mask"])
+        outputs = self.output_dense(self.output_dropout(pooled))
+        # Skip BertTextClassifier.__init__ (it builds the [CLS] graph); Task's init takes ours.
+        keras_hub.models.TextClassifier.__init__(self, inputs=inputs, outputs=outputs, **kwargs)
+        self.num_classes = num_classes
+        self.activation = keras.activations.get(activation)
+        self.dropout = dropout
