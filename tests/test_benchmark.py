@@ -63,17 +63,19 @@ def test_cost_table_prices_teachers_and_student(tmp_path):
 
 def test_ablations_are_reported_against_the_default_cell(tmp_path):
     rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.79)]
-    ablations = [dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.77), variant="alpha=0.5")]
+    ablations = [dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.77), variant="alpha_0.5")]
     benchmark.write_results({"quality": rows, "ablations": ablations}, str(tmp_path), "python -m apps.benchmark")
     text = (tmp_path / "RESULTS.md").read_text()
-    assert "| default recipe | 79.00 | | 70.00 | 90.0% |" in text
-    assert "| alpha=0.5 | 77.00 | -2.00 | 70.00 | 90.0% |" in text
+    assert "| default recipe | | 82.00 | 79.00 | | 70.00 | 90.0% |" in text
+    assert "| alpha_0.5 | `alpha=0.5` | 82.00 | 77.00 | -2.00 | 70.00 | 90.0% |" in text
 
 
 def test_ablation_overrides_change_one_field():
     configs = benchmark._override(TINY, {"alpha": 0.5, "vocabulary_size": 0})
     assert (configs.distill.alpha, configs.student.vocabulary_size) == (0.5, 0)
     assert configs.distill.epochs == TINY.distill.epochs and configs.teacher == TINY.teacher
+    configs = benchmark._override(TINY, {"teacher_pooling": "cls"})
+    assert configs.teacher.pooling == "cls" and configs.student == TINY.student
     with pytest.raises(ValueError, match="unknown config fields"):
         benchmark._override(TINY, {"alpah": 0.5})
     for overrides in benchmark.ABLATIONS.values():

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import graph, metadata, report, runtime, tflite
+from export import graph, latency, metadata, report, runtime, tflite
 from kdistill import io, tokenizer
 from kdistill.errors import KdistillError
 from kdistill.student import Student
@@ -286,3 +286,14 @@ def test_predict_app_runs_tflite_models(exported):
         assert [r["text"] for r in records] == ["a gripping, funny film", "THIS Movie Was dull"]
         assert all(r["label"] in ("negative", "positive") for r in records)
         assert all(abs(sum(r["probabilities"].values()) - 1) < 2 / 256 for r in records)
+
+
+def test_invoke_latencies_time_every_row_for_both_inputs(exported, dev_texts):
+    text_path, ids_path = exported[("dynamic", "text")]["path"], exported[("dynamic", "token_ids")]["path"]
+    texts = dev_texts[:20]
+    text_rows = [{"texts": np.array([t.encode("utf-8")], dtype=object)} for t in texts]
+    ids = runtime.TFLiteClassifier(ids_path).token_ids(texts)
+    ids_rows = [{"token_ids": row[None, :]} for row in ids]
+    for path, rows in ((text_path, text_rows), (ids_path, ids_rows)):
+        latencies = latency.invoke_latencies_ms(path, rows)
+        assert len(latencies) == len(rows) and all(0 < ms < 1000 for ms in latencies)

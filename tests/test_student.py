@@ -87,3 +87,16 @@ def test_build_student_from_config(teacher, sst2_splits):
     assert student.tokenizer.vocabulary_size == 3000
     assert student.count_params() == 3000 * 32 + (3 * 32 * 16 + 16) + (5 * 32 * 16 + 16) + (32 * 2 + 2)
     assert student.class_names == sst2_splits.class_names
+
+
+def test_separable_student_has_fewer_weights_and_round_trips(teacher, sst2_splits, tmp_path):
+    config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5), separable=True)
+    student = training.build_student(teacher, sst2_splits, config)
+    # Each branch: a width-k filter per embedding channel, then a 1x1 mix to the filters.
+    branches = sum(k * 32 + 32 * 16 + 16 for k in (3, 5))
+    assert student.count_params() == 3000 * 32 + branches + (32 * 2 + 2)
+    path = str(tmp_path / "separable.keras")
+    student.save(path)
+    again = keras.saving.load_model(path)
+    texts = list(sst2_splits.dev_texts[:8])
+    np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)

@@ -1,0 +1,41 @@
+import keras
+import keras_hub
+import numpy as np
+import pytest
+
+from kdistill import teacher as teacher_lib
+from kdistill.errors import KdistillError
+from kdistill.teacher_model import MaskedMeanPooling, MeanPooledBertClassifier
+
+
+def test_mean_pooling_ignores_padded_positions():
+    sequence = np.arange(2 * 4 * 3, dtype="float32").reshape(2, 4, 3)
+    sequence[0, 2:] = 1e6  # padding: must not leak into the mean
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], dtype="int32")
+    pooled = keras.ops.convert_to_numpy(MaskedMeanPooling()(sequence, mask))
+    np.testing.assert_allclose(pooled, [sequence[0, :2].mean(0), sequence[1].mean(0)])
+
+
+def test_mean_pooling_of_an_empty_row_is_zero_not_nan():
+    pooled = MaskedMeanPooling()(np.ones((1, 3, 2), "float32"), np.zeros((1, 3), "int32"))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(pooled), [[0.0, 0.0]])
+
+
+def test_teacher_classifies_from_the_mean_of_its_token_vectors(teacher, sst2_splits):
+    assert isinstance(teacher, MeanPooledBertClassifier)
+    features = teacher.preprocessor(keras.ops.convert_to_tensor(list(sst2_splits.dev_texts[:4])))
+    sequence = teacher.backbone(features)["sequence_output"]
+    mask = keras.ops.cast(features["padding_mask"], "float32")[..., None]
+    mean = keras.ops.sum(sequence * mask, axis=1) / keras.ops.sum(mask, axis=1)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(teacher.output_dense(mean)),
+        keras.ops.convert_to_numpy(teacher(features, training=False)),
+        atol=1e-4,
+    )
+
+
+def test_cls_pooling_is_keras_hubs_classifier_and_unknown_pooling_fails():
+    model = teacher_lib.build("minilm", 3, sequence_length=16, pooling="cls")
+    assert type(model) is keras_hub.models.BertTextClassifier and model.num_classes == 3
+    with pytest.raises(KdistillError, match="teacher pooling 'max'"):
+        teacher_lib.build("minilm", 2, pooling="max")
