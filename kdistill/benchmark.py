@@ -450,14 +450,21 @@ def goals_table(results):
     def goal(text, measured, met):
         rows.append(f"| {text} | {measured} | {'yes' if met else '**no**'} |")
 
+    def per_seed(task, key):
+        cells = sorted((r for r in results["quality"] if (r["task"], r["num_labels"]) == (task, 1000)),
+                       key=lambda r: r["seed"])
+        return "; ".join(f"seed {r['seed']}: {100 * r[key]:.2f}" for r in cells)
+
+    # SetFit's figures are seed 0; the goals compare means over seeds and show each seed too.
     setfit = {"sst2": 0.818, "ag_news": 0.879}
     for task, bar in setfit.items():
         s = summary.get((task, 1000))
         if s:
-            goal(f"{task} N=1000: teacher >= SetFit ({100 * bar:.1f}%)", f"{100 * s['teacher_acc']:.2f}%",
-                 s["teacher_acc"] >= bar)
+            goal(f"{task} N=1000: teacher >= SetFit ({100 * bar:.1f}%, seed 0)",
+                 f"mean {100 * s['teacher_acc']:.2f}% ({per_seed(task, 'teacher_acc')})", s["teacher_acc"] >= bar)
             gap = 100 * (s["teacher_acc"] - s["student_acc"])
-            goal(f"{task} N=1000: student within 1.0 point of teacher", f"{gap:+.2f} points behind", gap <= 1.0)
+            goal(f"{task} N=1000: student within 1.0 point of teacher",
+                 f"{gap:.2f} points behind (student {per_seed(task, 'student_acc')})", gap <= 1.0)
     best = max((s["student_acc"] - s["teacher_acc"] for s in summary.values()), default=None)
     if best is not None:
         goal("student >= teacher in at least one cell", f"best cell {100 * best:+.2f} points", best >= 0)
