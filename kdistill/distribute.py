@@ -150,6 +150,15 @@ def check_batch_size(batch_size, strategy):
     return batch_size
 
 
+def num_workers(strategy):
+    """Machines (processes) in the strategy's cluster: 1 unless multi-worker or a multi-host TPU."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not getattr(resolver, "task_type", None):
+        return 1
+    jobs = resolver.cluster_spec().as_dict()
+    return max(1, sum(len(jobs.get(kind, [])) for kind in ("chief", "worker")))
+
+
 def worker_id(strategy):
     """(task type, task index) of this process in a multi-worker cluster; ("chief", 0) elsewhere."""
     resolver = getattr(strategy, "cluster_resolver", None)
@@ -208,18 +217,24 @@ def global_sum(value):
 
 
 def _patch_keras_first_batch():
-    """Lets Keras 3 `fit` start on a first batch that does not split evenly over the replicas.
+    """Works around two gaps of Keras 3's TensorFlow trainer under multi-device strategies.
 
-    Before training, Keras' TensorFlow trainer averages the first batch over the
-    replicas (`_maybe_symbolic_build`) only to learn the input shapes and dtypes,
-    which fails when the replicas hold different numbers of rows (a last, partial
-    batch that the teacher's shuffled length buckets may put first) or strings
-    (keras-team/keras#19246). The first replica's rows tell the same shapes and
-    dtypes, so they are used instead. Applied once, only for multi-device strategies.
+    1. Before training, Keras averages the first batch over the replicas
+       (`_maybe_symbolic_build`) only to learn the input shapes and dtypes. That fails
+       when the replicas hold different numbers of rows (a last, partial batch that the
+       teacher's shuffled length buckets may put first) or strings
+       (keras-team/keras#19246). The first replica's rows tell the same shapes and
+       dtypes, so they are used instead.
+    2. Under `MultiWorkerMirroredStrategy`, Keras averages each step's scalar metrics
+       (the loss, the accuracy) over the workers along axis 0, which scalars do not
+       have (tensorflow/tensorflow#72388): `fit` fails on its first step. Scalars are
+       averaged over the workers as they are.
+
+    Applied once, only when a multi-device strategy is made; Keras is pinned (setup.cfg).
     """
     from keras.src.backend.tensorflow import trainer
 
-    if getattr(trainer.TensorFlowTrainer, "_kdistill_patched", False):
+    if getattr(trainer, "_kdistill_patched", False):
         return
     import tensorflow as tf
     from keras.src import tree
@@ -239,5 +254,19 @@ def _patch_keras_first_batch():
         with self.distribute_strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
+    keras_reduce_per_replica = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(strategy):
+            return keras_reduce_per_replica(values, strategy, reduction)
+
+        def reduce(value):
+            if first_replica(value).shape.rank == 0:
+                return strategy.reduce("MEAN", value, axis=None)
+            return keras_reduce_per_replica(value, strategy, reduction)
+
+        return tree.map_structure(reduce, values)
+
     trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
-    trainer.TensorFlowTrainer._kdistill_patched = True
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._kdistill_patched = True

@@ -464,22 +464,32 @@ def dataset(
     total = own_rows + len(labelled_records)
 
     def one_epoch(seed):
-        names = tf.data.Dataset.from_tensor_slices(files).shuffle(len(files), seed=seed)
+        # Stateless random ops keyed by (epoch seed, purpose): tf.data's own seeded ops cannot
+        # take a seed that is only known when the epoch starts.
+        def keys(count, purpose):
+            return tf.random.stateless_uniform([count], seed=tf.stack([seed, tf.cast(purpose, tf.int64)]))
+
+        names = tf.data.Dataset.from_tensor_slices(tf.gather(files, tf.argsort(keys(len(files), 0))))
         records = names.interleave(
             lambda name: tf.data.TFRecordDataset(name), cycle_length=min(CYCLE_LENGTH, len(files)),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True,
         )
         if pipelines > 1 and not by_file:
             records = records.shard(pipelines, pipeline)
-        records = records.shuffle(shuffle_buffer, seed=seed)
+        # A block shuffle: each run of `shuffle_buffer` records is permuted, so memory holds one block.
+        records = records.batch(shuffle_buffer).enumerate().map(
+            lambda i, block: tf.gather(block, tf.argsort(keys(tf.shape(block)[0], 3 + 2 * i)))
+        ).unbatch()
         if labelled_records:
             # Drawn in proportion to the sizes, so the few labelled rows spread over the epoch
             # instead of arriving together.
-            extra = tf.data.Dataset.from_tensor_slices(labelled_records).shuffle(len(labelled_records), seed=seed)
-            records = tf.data.Dataset.sample_from_datasets(
-                [records, extra], weights=[own_rows / total, len(labelled_records) / total], seed=seed,
-                stop_on_empty_dataset=False,
+            extra = tf.constant(labelled_records)
+            extra = tf.data.Dataset.from_tensor_slices(tf.gather(extra, tf.argsort(keys(len(labelled_records), 1))))
+            share = len(labelled_records) / total
+            choices = tf.data.Dataset.counter().map(
+                lambda i: tf.cast(keys(1, 4 + 2 * i)[0] < share, tf.int64)
             )
+            records = tf.data.Dataset.choose_from_datasets([records, extra], choices, stop_on_empty_dataset=False)
         return records
 
     features = _features(shards.num_classes)

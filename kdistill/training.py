@@ -212,16 +212,15 @@ def distill_shards(
 
     The shards' rows (and the few labelled rows, mixed through each epoch) flow
     through `tf.data` (`labelling.dataset`), never all in memory, so memory does not
-    grow with the row count. Under a multi-device `strategy` every input pipeline
-    reads its own share of the shards and batches `config.batch_size / replicas`
-    rows (the batch size is global).
+    grow with the row count. `config.batch_size` is the global batch: on one machine
+    Keras splits each batch over the replicas; in a multi-worker cluster every worker
+    reads its own share of the shards in batches of `batch_size / replicas`.
     """
     import tensorflow as tf
 
     from kdistill import distribute, labelling
 
     strategy = strategy or tf.distribute.get_strategy()
-    replicas = distribute.replicas(strategy)
     distribute.check_batch_size(config.batch_size, strategy)
     labelled = (
         np.asarray([str(t) for t in labelled_texts], dtype=object),
@@ -257,5 +256,10 @@ def distill_shards(
             temperature=config.temperature,
             distillation_loss=config.distillation_loss,
         )
-        dataset = strategy.distribute_datasets_from_function(make_dataset) if replicas > 1 or tpu else make_dataset()
+        if distribute.num_workers(strategy) > 1:
+            # Each worker reads its own share of the shards (distribute.py explains the batch sizes).
+            dataset = strategy.distribute_datasets_from_function(make_dataset)
+        else:
+            # One machine: Keras splits each global batch over the replicas.
+            dataset = make_dataset()
         return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
