@@ -100,17 +100,17 @@ def get_strategy(name="default", tpu=None):
         raise KdistillError(f"--strategy={name}: unknown strategy; use one of {', '.join(STRATEGIES)}")
     if name == "default":
         return tf.distribute.get_strategy()
+    if name == "multi_worker" and tf_config() is None:
+        raise KdistillError(
+            "--strategy=multi_worker: TF_CONFIG is not set; every worker needs it "
+            '(e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}})'
+        )
     _patch_keras_first_batch()
     if name == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if name == "multi_worker":
-        if tf_config() is None:
-            raise KdistillError(
-                "--strategy=multi_worker: TF_CONFIG is not set; every worker needs it "
-                '(e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}})'
-            )
         try:
             return tf.distribute.MultiWorkerMirroredStrategy()
         except RuntimeError as e:
