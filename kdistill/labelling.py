@@ -13,7 +13,8 @@ Row i of the corpus (blank rows skipped, files in the order given) goes to shard
 within one row of each other in size. Independent processes (or machines) split
 the work with `shard_indices`; each shard is labelled in chunks of `CHUNK_ROWS`
 of its own rows, so a shard's logits are bit-identical whichever process wrote it
-and whatever other shards that process wrote (on the same kind of device).
+and whatever other shards that process wrote (on the same kind of device;
+`teacher_predict` explains why this needs one shape-generic graph).
 
 A shard is written to a temporary file and renamed into place, and its sidecar
 is written after it: a shard with a sidecar is finished, and a rerun skips it
@@ -111,7 +112,7 @@ def label_corpus(
         shard_indices: the shards this call writes (default all); other processes write the rest.
         keep_labels: write the file's labels (class ids) too; by default every row is
             unlabelled (-1), as the label-scarce setting needs.
-        predict: `texts -> logits`; default `teacher.logits` (length-bucketed, one device).
+        predict: `texts -> logits`; default `teacher_predict` (length-bucketed, one device).
 
     Returns:
         A summary: rows written, shards labelled and skipped, seconds, texts per second.
@@ -138,7 +139,7 @@ def label_corpus(
     counts = _count_rows(files, encoding, keep_labels, num_shards, teacher.num_classes)
     if counts.sum() == 0:
         raise KdistillError(f"{', '.join(files)}: no text at all; give files with at least one non-blank row")
-    predict = predict or (lambda texts: teacher_lib.logits(teacher, texts, batch_size=batch_size, verbose=False))
+    predict = predict or teacher_predict(teacher, batch_size)
     total = int(sum(counts[i] for i in pending))
     if verbose:
         print(f"[label] {total:,} texts into shards {_ranges(pending)} of {num_shards} -> {out_dir}", flush=True)
@@ -294,6 +295,37 @@ def _ranges(indices):
 def worker_shards(num_shards, worker_index, num_workers):
     """The shards worker `worker_index` of `num_workers` labels: every `num_workers`-th one."""
     return list(range(worker_index, num_shards, num_workers))
+
+
+def teacher_predict(teacher, batch_size=64):
+    """`texts -> logits`: the teacher over length-bucketed batches, through one shape-generic graph.
+
+    Keras' `predict_on_batch` (`teacher.logits`) traces a graph per batch shape and,
+    after a few shapes, a shape-generic one, so the same rows can get logits that
+    differ in the last bits depending on which batches a process ran before. One
+    graph for every shape makes a shard's logits a function of its texts alone,
+    whichever process labels it and whatever it labelled before.
+    """
+    import tensorflow as tf
+
+    signature = teacher_lib._batch_signature(with_labels=False)
+    forward = tf.function(lambda batch: teacher(batch, training=False), input_signature=[signature])
+
+    def predict(texts):
+        features = teacher_lib._tokenize(teacher, texts)
+        out = np.zeros((len(texts), teacher.num_classes), dtype=np.float32)
+        with teacher_lib._pretokenized(teacher):
+            for index, batch in teacher_lib._bucketed_batches(features, batch_size, rng=None):
+                out[index] = forward(batch).numpy()
+        broken = int(np.sum(~np.isfinite(out).all(axis=1)))
+        if broken:
+            raise KdistillError(
+                f"the teacher gives NaN or infinite logits for {broken} of {len(texts)} texts; its weights are "
+                "damaged or training diverged: retrain it"
+            )
+        return out
+
+    return predict
 
 
 def strategy_predict(teacher, strategy, batch_size=64):
