@@ -16,6 +16,8 @@ of its own rows, so a shard's logits are bit-identical whichever process wrote i
 and whatever other shards that process wrote (on the same kind of device;
 `teacher_predict` explains why this needs one shape-generic graph).
 
+A process holds one chunk per shard it is writing, and writes at most 32 shards per
+pass over the corpus (re-reading it for the next 32), so its memory stays bounded.
 A shard is written to a temporary file and renamed into place, and its sidecar
 is written after it: a shard with a sidecar is finished, and a rerun skips it
 unless the teacher or the corpus (paths, sizes, modification times) changed.
@@ -55,6 +57,8 @@ FORMAT = 1
 # Rows of one shard labelled per teacher call: big enough for length bucketing to fill
 # batches with texts of similar length, small enough to keep memory flat.
 CHUNK_ROWS = 2048
+# Texts one process holds while labelling (a chunk for each shard it writes at once).
+MAX_BUFFERED_ROWS = 32 * CHUNK_ROWS
 SHARD_FILE = re.compile(r"^shard-(\d{5})-of-(\d{5})\.tfrecord$")
 # Files read at once when streaming shards back, and the rows a shuffle buffer holds.
 CYCLE_LENGTH = 8
@@ -147,13 +151,36 @@ def label_corpus(
     for index in pending:
         _remove_stale_temporaries(out_dir, index, num_shards)
     written = {}
+    # Shards are written a group at a time, re-reading the corpus per group, so a process that
+    # writes many shards buffers at most MAX_BUFFERED_ROWS texts (reading is cheap; the teacher is not).
+    group_size = max(1, MAX_BUFFERED_ROWS // chunk_rows)
+    for group in (pending[i : i + group_size] for i in range(0, len(pending), group_size)):
+        written.update(_write_shards(group, files, encoding, keep_labels, teacher.num_classes, out_dir, num_shards,
+                                     predict, chunk_rows, bar))
+        # The sidecars come last: a shard counts as finished only once its records are in place.
+        for index in group:
+            writer = written[index]
+            path, sidecar = shard_paths(out_dir, index, num_shards)
+            io.write_json({
+                **identity, "shard": index, "rows": writer.rows, "labelled_rows": writer.labelled_rows,
+                "bytes": os.path.getsize(path), "sha256": writer.digest.hexdigest(),
+                "seconds": round(writer.seconds, 2),
+            }, sidecar)
+    summary["rows"] = sum(w.rows for w in written.values())
+    summary["seconds"] = round(time.time() - start, 2)
+    summary["texts_per_second"] = round(summary["rows"] / max(summary["seconds"], 1e-9), 1)
+    return summary
+
+
+def _write_shards(indices, files, encoding, keep_labels, num_classes, out_dir, num_shards, predict, chunk_rows, bar):
+    """Labels shards `indices` in one pass over the corpus; each file appears only when all are done."""
+    writers = {}
     with contextlib.ExitStack() as stack:
-        writers = {}
-        for index in pending:
+        for index in indices:
             path, _ = shard_paths(out_dir, index, num_shards)
             tmp = stack.enter_context(io.atomic_path(path))  # renamed into place only if all goes well
             writers[index] = stack.enter_context(_ShardWriter(tmp, index, predict))
-        for i, (text, label) in enumerate(_rows(files, encoding, keep_labels, teacher.num_classes)):
+        for i, (text, label) in enumerate(_rows(files, encoding, keep_labels, num_classes)):
             writer = writers.get(i % num_shards)
             if writer is not None and writer.add(text, label, chunk_rows) and bar:
                 bar.add(chunk_rows)
@@ -161,19 +188,7 @@ def label_corpus(
             done = writer.flush()
             if bar and done:
                 bar.add(done)
-            written[writer.index] = writer
-    # The sidecars come last: a shard counts as finished only once its records are in place.
-    for index, writer in written.items():
-        path, sidecar = shard_paths(out_dir, index, num_shards)
-        io.write_json({
-            **identity, "shard": index, "rows": writer.rows, "labelled_rows": writer.labelled_rows,
-            "bytes": os.path.getsize(path), "sha256": writer.digest.hexdigest(),
-            "seconds": round(writer.seconds, 2),
-        }, sidecar)
-    summary["rows"] = sum(w.rows for w in written.values())
-    summary["seconds"] = round(time.time() - start, 2)
-    summary["texts_per_second"] = round(summary["rows"] / max(summary["seconds"], 1e-9), 1)
-    return summary
+    return writers
 
 
 class _ShardWriter:

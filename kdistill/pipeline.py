@@ -7,6 +7,7 @@ in `apps/` call one stage each; `run_all` chains them for `make demo`.
 Run folder layout (`out_dir`):
 
     teacher/teacher.keras, teacher/metrics.json, teacher/logits/<key>.npy
+    transfer/shard-00000-of-00016.tfrecord (+ .json sidecar)   (apps.label; see labelling.py)
     teacher/backup/state.npz     (only while fine-tuning runs: an interrupted run resumes from it)
     student/student.keras, student/metrics.json, student/backup/ (likewise)
     labels_only/student.keras, labels_only/metrics.json

@@ -236,3 +236,22 @@ def test_distilling_from_shards_matches_the_in_memory_recipe(teacher, teacher_di
     acc_memory = accuracy(in_memory.predict_texts(sst2_splits.dev_texts), sst2_splits.dev_labels)
     print(f"dev accuracy: streamed {acc_streamed:.3f}, in memory {acc_memory:.3f}")
     assert acc_streamed > 0.6 and abs(acc_streamed - acc_memory) < 0.05
+
+
+def test_many_shards_are_written_a_group_at_a_time_with_the_same_bytes(corpus, teacher, tmp_path, monkeypatch):
+    """A process writing many shards buffers a bounded number of texts: it re-reads the corpus per group."""
+    def fake(texts):
+        return np.array([[len(t), -len(t)] for t in texts], np.float32)
+
+    labelling.label_corpus(teacher, [corpus], str(tmp_path / "at_once"), num_shards=5, chunk_rows=30,
+                           predict=fake, verbose=False)
+    monkeypatch.setattr(labelling, "MAX_BUFFERED_ROWS", 60)  # two shards' chunks: three passes
+    reads = []
+    real_rows = labelling._rows
+    monkeypatch.setattr(labelling, "_rows", lambda *a: reads.append(1) or real_rows(*a))
+    labelling.label_corpus(teacher, [corpus], str(tmp_path / "grouped"), num_shards=5, chunk_rows=30,
+                           predict=fake, verbose=False)
+    assert len(reads) == 1 + 3  # the check pass, then one pass per group of two shards
+    for index in range(5):
+        name = labelling.shard_stem(index, 5) + ".tfrecord"
+        assert (tmp_path / "at_once" / name).read_bytes() == (tmp_path / "grouped" / name).read_bytes()
