@@ -76,6 +76,7 @@ def main(argv):
             pipeline.distill_student(
                 teacher, logits, splits, out_dir, common.student_config(), common.distill_config()
             )
+    distribute.barrier(strategy)  # the chief leaves last
     distribute.discard_worker_dir(student_dir, strategy)
 
 

@@ -25,6 +25,7 @@ def main(argv):
         common.splits(), distribute.worker_dir(teacher_dir, strategy), common.teacher_config(), FLAGS.seed,
         strategy=strategy,
     )
+    distribute.barrier(strategy)  # the chief leaves last
     distribute.discard_worker_dir(teacher_dir, strategy)
 
 

@@ -197,6 +197,24 @@ def discard_worker_dir(path, strategy):
         shutil.rmtree(worker_dir(path, strategy), ignore_errors=True)
 
 
+def barrier(strategy):
+    """Returns when every worker of a multi-worker run has got here (at once elsewhere).
+
+    The chief hosts the cluster's coordination service: a chief that exits while other
+    workers still evaluate or save leaves them with failing heartbeats. Every binary
+    calls this last.
+    """
+    if num_workers(strategy) == 1:
+        return
+    import tensorflow as tf
+
+    @tf.function
+    def all_here():
+        return strategy.run(lambda: tf.distribute.get_replica_context().all_reduce("SUM", tf.constant(1.0)))
+
+    strategy.experimental_local_results(all_here())
+
+
 def global_sum(value):
     """`value` summed over the replicas of the running strategy (itself outside a replica or with one).
 
