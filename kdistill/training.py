@@ -58,8 +58,9 @@ class DistillConfig:
 def build_student(teacher, splits, config, seed=0, kept_ids=None):
     """A fresh student for `splits`, vocabulary pruned to the task's text, embeddings from the teacher.
 
-    `kept_ids` is a pruned vocabulary counted ahead (`streamed_kept_ids` counts one over
-    a transfer set too big for memory); without it the pruning counts `splits`' texts.
+    `kept_ids` is a pruned vocabulary counted ahead (`tokenizer.PieceCounter` counts one over
+    a transfer set too big for memory, see `pipeline.distill_student_from_shards`); without
+    it the pruning counts `splits`' texts.
     """
     vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
     if kept_ids is None and config.vocabulary_size:
@@ -190,9 +191,9 @@ def with_token_ids(dataset, student):
     """`dataset`'s texts replaced by the student's token ids, tokenised in the input pipeline.
 
     The string ops then run on the host, in tf.data's threads and overlapped with
-    training, and never inside a distributed train step: Keras averages a first
-    batch across replicas to build the model, which strings cannot be, and TPUs
-    run no string ops. The ids are exactly what the student's own tokenizer gives.
+    training, and never inside a distributed train step: TPUs run no string ops,
+    and GPUs would only hand strings back to the host. The ids are exactly what the
+    student's own tokenizer gives, so training is unchanged.
     """
     import tensorflow as tf
 
