@@ -4,7 +4,7 @@ import os
 
 from absl import flags
 
-from kdistill import pipeline, training
+from kdistill import distribute, pipeline, training
 
 FLAGS = flags.FLAGS
 
@@ -92,3 +92,22 @@ def distill_config():
         alpha=FLAGS.alpha, temperature=FLAGS.temperature, distillation_loss=FLAGS.distillation_loss,
         seed=getattr(FLAGS, "seed", 0),  # the benchmark sets seeds per cell instead
     )
+
+
+def define_strategy_flags():
+    flags.DEFINE_string(
+        "strategy", "default",
+        "How to spread the work (tf.distribute): default (one device), mirrored (every GPU of this machine), "
+        "multi_worker (the cluster in TF_CONFIG) or tpu. See docs/SCALING.md.",
+    )
+    flags.DEFINE_string("tpu", None, "TPU name or grpc:// address for --strategy=tpu (default: this TPU VM's own).")
+    flags.DEFINE_integer(
+        "cpu_devices", 1, "Split the CPU into this many logical devices, so --strategy=mirrored can be tried "
+        "on a machine without GPUs.",
+    )
+
+
+def strategy():
+    """The --strategy. Call it first in main(): multi-worker collectives must start before TensorFlow runs anything."""
+    distribute.logical_cpus(FLAGS.cpu_devices)
+    return distribute.get_strategy(FLAGS.strategy, FLAGS.tpu)

@@ -1,6 +1,16 @@
 """Distils the Conv1D student from a trained teacher (or, with --labels_only, trains the baseline).
 
     python -m apps.distill --dataset=../shared/data/sst2 --num_labels=1000 --out_dir=runs/sst2
+
+With `--transfer_shards` the unlabelled transfer set is streamed from the TFRecord
+shards that `apps.label` wrote (the dataset then gives only the labelled and dev
+rows), so it may be far bigger than memory:
+
+    python -m apps.distill --dataset=../shared/data/sst2 --num_labels=1000 --out_dir=runs/sst2 \\
+        --transfer_shards=runs/sst2/transfer
+
+`--strategy=mirrored|multi_worker|tpu` trains on several devices (docs/SCALING.md);
+`--batch_size` is the global batch, split over the replicas.
 """
 
 import os
@@ -8,30 +18,66 @@ import os
 from absl import flags
 
 from apps import common
-from kdistill import cli, pipeline
+from kdistill import cli, distribute, labelling, pipeline
+from kdistill.errors import KdistillError
 
 common.define_data_flags()
 common.define_student_flags()
-flags.DEFINE_bool("labels_only", False, "Train the same student on the labels alone (the baseline).")
+common.define_strategy_flags()
+flags.DEFINE_bool("labels_only", False, "Train the same student on the labels alone (the baseline; one device).")
 flags.DEFINE_string("student_dir", None, "Where to save the student (default <out_dir>/student or /labels_only).")
+flags.DEFINE_string(
+    "transfer_shards", None,
+    "Teacher-labelled TFRecord shards from apps.label to stream as the unlabelled transfer set: a folder, a glob, "
+    "or a comma-separated list of them. The dataset's own unlabelled rows are then not used.",
+)
+flags.DEFINE_integer("shuffle_buffer", labelling.SHUFFLE_BUFFER,
+                     "Rows in the shuffle buffer when streaming --transfer_shards (memory grows with it).")
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    splits = common.splits()
+    strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
+    if FLAGS.transfer_shards:
+        if FLAGS.unlabelled or FLAGS.max_unlabelled is not None:
+            raise KdistillError(
+                "--unlabelled and --max_unlabelled do not apply with --transfer_shards (the shards are the "
+                "unlabelled transfer set); drop them"
+            )
+        splits = pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, max_unlabelled=0,
+                                      encoding=FLAGS.encoding)
+    else:
+        splits = common.splits()
+    # The teacher only labels small sets here (dev, labelled rows) and lends its vocabulary:
+    # one device, outside the strategy.
     teacher = pipeline.load_teacher(common.teacher_dir(), splits)
+    shards = None
+    if FLAGS.transfer_shards:
+        shards = labelling.open_shards(FLAGS.transfer_shards)
+        labelling.check_teacher(shards, teacher, FLAGS.transfer_shards)
     logits = pipeline.label(teacher, common.teacher_dir(), splits)
     name = "labels_only" if FLAGS.labels_only else "student"
     student_dir = FLAGS.student_dir or os.path.join(FLAGS.out_dir, name)
     if FLAGS.labels_only:
+        # A few hundred labelled rows: one device is enough, so --strategy does not apply.
         pipeline.train_labels_only(
             teacher, splits, student_dir, common.student_config(), common.distill_config(), logits["dev"]
         )
-    else:
-        pipeline.distill_student(
-            teacher, logits, splits, student_dir, common.student_config(), common.distill_config()
-        )
+        return
+    out_dir = distribute.worker_dir(student_dir, strategy)
+    with strategy.scope():
+        if shards is not None:
+            pipeline.distill_student_from_shards(
+                teacher, logits, splits, shards, out_dir, common.student_config(), common.distill_config(),
+                strategy=strategy, shuffle_buffer=FLAGS.shuffle_buffer,
+            )
+        else:
+            pipeline.distill_student(
+                teacher, logits, splits, out_dir, common.student_config(), common.distill_config()
+            )
+    distribute.barrier(strategy)  # the chief leaves last
+    distribute.discard_worker_dir(student_dir, strategy)
 
 
 def run():

@@ -1,21 +1,32 @@
 """Fine-tunes the BERT teacher on the labelled sample and saves it with its dev accuracy.
 
     python -m apps.train_teacher --dataset=../shared/data/sst2 --num_labels=1000 --out_dir=runs/sst2
+
+`--strategy=mirrored|multi_worker|tpu` trains it on several devices (docs/SCALING.md);
+`--teacher_batch_size` is then the global batch, split over the replicas.
 """
 
 from absl import flags
 
 from apps import common
-from kdistill import cli, pipeline
+from kdistill import cli, distribute, pipeline
 
 common.define_data_flags()
 common.define_teacher_flags()
+common.define_strategy_flags()
 FLAGS = flags.FLAGS
 
 
 def main(argv):
     del argv
-    pipeline.train_teacher(common.splits(), common.teacher_dir(), common.teacher_config(), FLAGS.seed)
+    strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
+    teacher_dir = common.teacher_dir()
+    pipeline.train_teacher(
+        common.splits(), distribute.worker_dir(teacher_dir, strategy), common.teacher_config(), FLAGS.seed,
+        strategy=strategy,
+    )
+    distribute.barrier(strategy)  # the chief leaves last
+    distribute.discard_worker_dir(teacher_dir, strategy)
 
 
 def run():

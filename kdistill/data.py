@@ -27,6 +27,7 @@ import codecs
 import csv
 import dataclasses
 import io
+import itertools
 import json
 import os
 
@@ -419,3 +420,139 @@ def _read_tfds(name):
     train, dev = read("train"), read(dev_split)
     # GLUE's test split has label -1 everywhere; its validation split is the dev set.
     return train, dev, list(label_feature.names)
+
+
+STREAM_EXTENSIONS = (".txt", ".tsv", ".csv", ".jsonl")
+
+
+def iter_rows(path, encoding="utf-8", with_labels=False):
+    """Yields `(row, text, label)` for each row of a `.txt`, `.tsv`, `.csv` or `.jsonl` file, one at a time.
+
+    For corpora too big for memory: the file is decoded and parsed as it is read.
+    Rows are numbered as `read_labelled_file` numbers them (1-based lines, header
+    included); rows with blank text are skipped. `label` is the raw label value
+    when `with_labels` and the file has a label column, else None. Problems raise
+    the same one-line `KdistillError`s, naming the file and row.
+
+    Example:
+
+    ```python
+    for row, text, _ in iter_rows("../shared/data/sst2/train.tsv"):
+        ...
+    ```
+    """
+    if not os.path.isfile(path):
+        raise KdistillError(f"{path}: no such file; check the path")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in STREAM_EXTENSIONS:
+        raise KdistillError(f"{path}: unsupported file type {ext!r}; use {', '.join(STREAM_EXTENSIONS)}")
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        raise KdistillError(f"--encoding={encoding}: unknown encoding; use a Python codec name like utf-8 or latin-1") from None
+    # utf-8-sig drops a leading byte-order mark, as read_text_file does.
+    file_encoding = "utf-8-sig" if codec == "utf-8" else codec
+    try:
+        # newline="" keeps csv's quoting of embedded line breaks intact; for .txt and .jsonl
+        # only "\n" ends a line, as in `_lines`.
+        with open(path, encoding=file_encoding, newline="" if ext in (".tsv", ".csv") else "\n") as f:
+            if ext == ".txt":
+                yield from _stream_lines(f, lambda row, line: (line, None))
+            elif ext == ".jsonl":
+                yield from _stream_lines(f, lambda row, line: _jsonl_record(path, row, line, with_labels))
+            else:
+                yield from _stream_table(path, f, "\t" if ext == ".tsv" else ",", with_labels)
+    except UnicodeDecodeError:
+        offset, row = _first_undecodable(path, codec)
+        raise KdistillError(
+            f"{path}: byte {offset} (row {row}) is not valid {codec}; re-save the file as UTF-8 "
+            "or pass its encoding, e.g. --encoding=latin-1"
+        ) from None
+    except OSError as e:
+        raise KdistillError(f"{path}: cannot read ({e.strerror}); check the path and its permissions") from None
+
+
+def _stream_lines(f, parse):
+    for row, line in enumerate(f, start=1):
+        line = line.rstrip("\n").rstrip("\r")
+        if not line.strip():
+            continue
+        text, label = parse(row, line)
+        if text is not None:
+            yield row, text, label
+
+
+def _jsonl_record(path, row, line, with_labels):
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise KdistillError(f"{path}:{row}: not valid JSON ({e.msg}); fix or drop the row") from None
+    if not isinstance(record, dict):
+        raise KdistillError(f"{path}:{row}: not a JSON object; write one {{\"text\": ...}} per line")
+    text_key = next((k for k in TEXT_COLUMNS if k in record), None)
+    if text_key is None:
+        raise KdistillError(f"{path}:{row}: no text field; name it one of {', '.join(TEXT_COLUMNS)}")
+    text = str(record[text_key] or "")
+    if not text.strip():
+        return None, None
+    label_key = next((k for k in LABEL_COLUMNS if k in record), None) if with_labels else None
+    return text, (record[label_key] if label_key else None)
+
+
+def _stream_table(path, f, delimiter, with_labels):
+    csv.field_size_limit(2**31 - 1)
+    reader = csv.reader(f, delimiter=delimiter)
+
+    def rows():
+        try:
+            for row in reader:
+                if row:
+                    yield reader.line_num, row
+        except csv.Error as e:
+            raise KdistillError(f"{path}:{reader.line_num}: unreadable row ({e}); fix the quoting of that row") from None
+
+    rows = rows()
+    # Columns are recognised from the header, or from the first rows as `_pick_columns` does.
+    sample = [r for _, r in zip(range(2000), rows)]
+    if not sample:
+        return
+    header = None
+    if _is_header(sample[0][1]):
+        header = [c.strip().lower() for c in sample[0][1]]
+        sample = sample[1:]
+    width = max([len(r) for _, r in sample] + [len(header or [])])
+    if width == 1:
+        text_col, label_col = 0, None
+    else:
+        text_col, label_col = _pick_columns(header, [r for _, r in sample] or [header], width)
+    needed = max(text_col, label_col if label_col is not None else 0)
+    for row_number, row in itertools.chain(sample, rows):
+        if len(row) <= needed:
+            raise KdistillError(
+                f"{path}:{row_number}: expected {width} columns, found {len(row)}; "
+                "check the delimiter and quoting of that row"
+            )
+        if row[text_col].strip():
+            label = row[label_col] if with_labels and label_col is not None else None
+            yield row_number, row[text_col], label
+
+
+def _first_undecodable(path, codec):
+    """(byte offset, row) of the first byte of `path` that `codec` cannot decode, read in blocks."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    offset, row = 0, 1
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            # The decoder holds back the bytes of a character cut by the last block's end;
+            # an error's position counts from the first of them.
+            pending = len(decoder.getstate()[0])
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as e:
+                bad = offset - pending + e.start
+                f.seek(0)
+                head = f.read(max(bad, 0))
+                return bad, head.count(b"\n") + 1
+            offset += len(block)
+            row += block.count(b"\n")
+    return offset, row

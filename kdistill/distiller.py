@@ -9,8 +9,15 @@ between raw logits (Ba & Caruana 2014; Chia et al. 2018).
 
 Inputs are raw strings, or a dict `{"text": strings, "teacher_logits": floats}`
 when the teacher's logits were computed ahead (the normal case: the teacher is
-the expensive part). Labels are class ids, with -1 for unlabelled rows. Only the
-student's weights train; `fit`, `evaluate` and callbacks work as usual.
+the expensive part). A dict may carry the student's `"token_ids"` instead of
+(or beside) the text, tokenised in the input pipeline: string ops then stay on
+the host, which TPUs need. Labels are class ids, with -1 for unlabelled rows.
+Only the student's weights train; `fit`, `evaluate` and callbacks work as usual.
+
+Under a `tf.distribute` strategy each replica returns its share of the global
+mean: its summed loss over the global row count, and its summed label loss
+over the global count of labelled rows (`distribute.global_sum`), so the
+summed gradients equal one device's on the same global batch.
 
 Example:
 
@@ -23,6 +30,8 @@ distiller.evaluate(dev_texts, dev_labels)
 """
 
 import keras
+
+from kdistill import distribute
 
 LOSSES = ("kl", "mse")
 
@@ -65,6 +74,8 @@ class Distiller(keras.Model):
         self.distillation_loss = distillation_loss
 
     def call(self, inputs, training=False):
+        if isinstance(inputs, dict) and "token_ids" in inputs:
+            return self.student.classifier(inputs["token_ids"], training=training)
         return self.student(_texts(inputs), training=training)
 
     def teacher_logits(self, inputs):
@@ -89,13 +100,16 @@ class Distiller(keras.Model):
 
     def _distillation(self, teacher_logits, student_logits):
         if self.distillation_loss == "mse":
-            return keras.ops.mean(keras.ops.square(student_logits - teacher_logits))
+            per_row = keras.ops.mean(keras.ops.square(student_logits - teacher_logits), axis=-1)
+            return _global_mean(per_row)
         t = self.temperature
         teacher_probs = keras.ops.softmax(teacher_logits / t, axis=-1)
-        kl = keras.losses.KLDivergence(reduction="sum_over_batch_size")
+        # Per row, not Keras' mean: under a strategy Keras' reduction divides by the replica
+        # count, which assumes equal replica batches; _global_mean divides by the true total.
+        kl = keras.losses.KLDivergence(reduction=None)
         # Gradients of the softened KL shrink as 1/T^2; scaling by T^2 keeps the
         # balance with the cross-entropy term independent of the temperature.
-        return kl(teacher_probs, keras.ops.softmax(student_logits / t, axis=-1)) * t * t
+        return _global_mean(kl(teacher_probs, keras.ops.softmax(student_logits / t, axis=-1))) * t * t
 
     def get_config(self):
         config = super().get_config()
@@ -138,4 +152,18 @@ def _labelled_cross_entropy(labels, logits):
     per_row = keras.losses.sparse_categorical_crossentropy(
         keras.ops.maximum(labels, 0), logits, from_logits=True
     )
-    return keras.ops.sum(per_row * labelled) / keras.ops.maximum(keras.ops.sum(labelled), 1.0)
+    return _global_mean(per_row, labelled)
+
+
+def _global_mean(per_row, weights=None):
+    """This replica's share of the weighted mean of `per_row` over the whole global batch.
+
+    One device: the plain (weighted) mean. Under a strategy: the local weighted sum
+    over the global total weight, so that the replicas' shares (and gradients) add
+    up to the global mean even when replicas hold different numbers of rows or of
+    labelled rows (with ~2 labelled rows in 128, they usually do).
+    """
+    per_row = keras.ops.cast(per_row, "float32")
+    weights = keras.ops.ones_like(per_row) if weights is None else keras.ops.cast(weights, "float32")
+    total = distribute.global_sum(keras.ops.stop_gradient(keras.ops.sum(weights)))
+    return keras.ops.sum(per_row * weights) / keras.ops.maximum(total, 1.0)

@@ -7,6 +7,7 @@ in `apps/` call one stage each; `run_all` chains them for `make demo`.
 Run folder layout (`out_dir`):
 
     teacher/teacher.keras, teacher/metrics.json, teacher/logits/<key>.npy
+    transfer/shard-00000-of-00016.tfrecord (+ .json sidecar)   (apps.label; see labelling.py)
     teacher/backup/state.npz     (only while fine-tuning runs: an interrupted run resumes from it)
     student/student.keras, student/metrics.json, student/backup/ (likewise)
     labels_only/student.keras, labels_only/metrics.json
@@ -14,14 +15,16 @@ Run folder layout (`out_dir`):
     summary.json
 """
 
+import contextlib
 import dataclasses
 import hashlib
+import itertools
 import os
 import time
 
 import numpy as np
 
-from kdistill import data, io, teacher as teacher_lib, training
+from kdistill import data, io, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training
 from kdistill.errors import KdistillError
 
 STUDENT_FILE = "student.keras"
@@ -56,19 +59,25 @@ def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=Non
     return splits
 
 
-def train_teacher(splits, teacher_dir, config, seed=0):
-    """Fine-tunes the teacher on the labelled rows, saves it, and returns it reloaded and frozen."""
+def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
+    """Fine-tunes the teacher on the labelled rows, saves it, and returns it reloaded and frozen.
+
+    With a `tf.distribute` `strategy` the teacher trains on its replicas; the reloaded
+    teacher that labels dev runs on one device (Keras' `predict_on_batch` under a
+    multi-replica strategy would run the whole batch on every replica).
+    """
     start = time.time()
     print(f"[teacher] fine-tuning {config.handle} on {len(splits.labelled_texts)} labels", flush=True)
     import keras
 
     keras.utils.set_random_seed(seed)  # before build: the classification head's initial weights too
-    model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length, pooling=config.pooling)
-    teacher_lib.fine_tune(
-        model, splits.labelled_texts, splits.labelled_labels, epochs=config.epochs_for(len(splits.labelled_texts)),
-        batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,
-        backup_dir=os.path.join(teacher_dir, BACKUP_DIR),
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length, pooling=config.pooling)
+        teacher_lib.fine_tune(
+            model, splits.labelled_texts, splits.labelled_labels, epochs=config.epochs_for(len(splits.labelled_texts)),
+            batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,
+            backup_dir=os.path.join(teacher_dir, BACKUP_DIR),
+        )
     teacher_lib.save(model, teacher_dir)
     model = teacher_lib.load(teacher_dir)
     dev_logits = teacher_lib.logits(model, splits.dev_texts, cache_dir=teacher_dir, verbose=False)
@@ -150,6 +159,39 @@ def distill_student(teacher, logits, splits, student_dir, student_config, distil
     )
 
 
+def distill_student_from_shards(
+    teacher, logits, splits, shards, student_dir, student_config, distill_config, strategy=None, shuffle_buffer=None,
+):
+    """`distill_student` with the unlabelled transfer set streamed from teacher-labelled shards (`apps.label`).
+
+    `logits` holds the teacher's logits of the labelled and dev rows (`label`); the
+    shards' rows are never all in memory: the vocabulary is counted over them in one
+    streaming pass, and training reads them through `tf.data`.
+    """
+    start = time.time()
+    total = shards.total_rows + len(splits.labelled_texts)
+    print(f"[distill] counting word pieces in {total:,} transfer texts ({len(shards.files)} shards)", flush=True)
+    vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
+    counter = tokenizer_lib.PieceCounter(vocabulary, sequence_length=student_config.sequence_length)
+    bar = progress.bar(total, unit_name="text")
+    for texts in itertools.chain([splits.labelled_texts], labelling.text_batches(shards)):
+        counter.add(texts)
+        bar.add(len(texts))
+    kept_ids = None
+    if student_config.vocabulary_size:
+        kept_ids = tokenizer_lib.kept_ids_from_counts(vocabulary, counter.counts, student_config.vocabulary_size)
+    student = training.build_student(teacher, splits, student_config, seed=distill_config.seed, kept_ids=kept_ids)
+    print(f"[distill] student of {student.count_params():,} parameters on {total:,} streamed transfer texts", flush=True)
+    training.distill_shards(
+        teacher, student, shards, splits.labelled_texts, logits["labelled"], splits.labelled_labels, distill_config,
+        strategy=strategy, shuffle_buffer=shuffle_buffer, backup_dir=os.path.join(student_dir, BACKUP_DIR),
+    )
+    return _finish_student(
+        student, splits, student_dir, start, logits["dev"], student_config, distill_config, None,
+        truncated=counter.truncated, num_unlabelled=shards.total_rows,
+    )
+
+
 def train_labels_only(teacher, splits, student_dir, student_config, distill_config, teacher_dev_logits=None):
     """The same student trained on the labelled rows alone (the teacher only lends its vocabulary)."""
     start = time.time()
@@ -163,7 +205,8 @@ def train_labels_only(teacher, splits, student_dir, student_config, distill_conf
 
 
 def _finish_student(
-    student, splits, student_dir, start, teacher_dev_logits, student_config, distill_config, training_texts
+    student, splits, student_dir, start, teacher_dev_logits, student_config, distill_config, training_texts,
+    truncated=None, num_unlabelled=None,
 ):
     io.atomic_save_model(student, os.path.join(student_dir, STUDENT_FILE))
     dev_logits = student.predict_texts(splits.dev_texts)
@@ -171,9 +214,9 @@ def _finish_student(
         "student_dev_acc": training.accuracy(dev_logits, splits.dev_labels),
         "student_params": int(student.count_params()),
         "num_labels": len(splits.labelled_texts),
-        "num_unlabelled": len(splits.unlabelled_texts),
+        "num_unlabelled": len(splits.unlabelled_texts) if num_unlabelled is None else num_unlabelled,
         # Texts the student only saw the first sequence_length pieces of.
-        "truncated_texts": student.tokenizer.count_truncated(training_texts),
+        "truncated_texts": student.tokenizer.count_truncated(training_texts) if truncated is None else truncated,
         "empty_texts_dropped": splits.empty_texts_dropped,
         "seconds": round(time.time() - start, 1),
         **_config_dict(student_config, "student_"),

@@ -143,12 +143,49 @@ def prune_vocabulary(vocabulary, texts, size, lowercase=True, batch_size=4096):
 
     Pieces are ordered by frequency, so the result is stable for a given corpus.
     """
-    tokenizer = StudentTokenizer(vocabulary, lowercase=lowercase)
-    counts = np.zeros(len(vocabulary), dtype=np.int64)
     texts = np.asarray(texts, dtype=object)
-    for start in range(0, len(texts), batch_size):
-        ids = tokenizer.full_ids(texts[start : start + batch_size]).flat_values.numpy()
-        counts += np.bincount(ids, minlength=len(vocabulary))
+    batches = (texts[start : start + batch_size] for start in range(0, len(texts), batch_size))
+    return kept_ids_from_counts(vocabulary, PieceCounter(vocabulary, lowercase).add_all(batches).counts, size)
+
+
+class PieceCounter:
+    """Counts WordPiece pieces batch by batch, so a corpus too big for memory can be pruned for.
+
+    It also counts the texts longer than `sequence_length` pieces (which the student cuts short).
+
+    Example:
+
+    ```python
+    counter = PieceCounter(vocabulary, sequence_length=64).add_all(batches_of_texts)
+    kept_ids = kept_ids_from_counts(vocabulary, counter.counts, 7000)
+    ```
+    """
+
+    def __init__(self, vocabulary, lowercase=True, sequence_length=None):
+        self.tokenizer = StudentTokenizer(vocabulary, lowercase=lowercase)
+        self.counts = np.zeros(len(vocabulary), dtype=np.int64)
+        self.sequence_length = sequence_length
+        self.texts = 0
+        self.truncated = 0
+
+    def add(self, texts):
+        ids = self.tokenizer.full_ids(texts)
+        self.counts += np.bincount(ids.flat_values.numpy(), minlength=len(self.counts))
+        lengths = ids.row_lengths().numpy()
+        self.texts += len(lengths)
+        if self.sequence_length is not None:
+            self.truncated += int(np.sum(lengths > self.sequence_length))
+        return self
+
+    def add_all(self, batches):
+        for texts in batches:
+            self.add(texts)
+        return self
+
+
+def kept_ids_from_counts(vocabulary, counts, size):
+    """The special tokens plus the `size` pieces with the highest `counts`, most frequent first."""
+    counts = np.array(counts, dtype=np.int64)
     special = [vocabulary.index(t) for t in SPECIAL_TOKENS if t in vocabulary]
     counts[special] = -1
     by_frequency = [int(i) for i in np.argsort(-counts, kind="stable") if counts[i] > 0]

@@ -58,11 +58,15 @@ class DistillConfig:
     seed: int = 0
 
 
-def build_student(teacher, splits, config, seed=0):
-    """A fresh student for `splits`, vocabulary pruned to the task's text, embeddings from the teacher."""
+def build_student(teacher, splits, config, seed=0, kept_ids=None):
+    """A fresh student for `splits`, vocabulary pruned to the task's text, embeddings from the teacher.
+
+    `kept_ids` is a pruned vocabulary counted ahead (`tokenizer.PieceCounter` counts one over
+    a transfer set too big for memory, see `pipeline.distill_student_from_shards`); without
+    it the pruning counts `splits`' texts.
+    """
     vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
-    kept_ids = None
-    if config.vocabulary_size:
+    if kept_ids is None and config.vocabulary_size:
         corpus = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
         kept_ids = tokenizer_lib.prune_vocabulary(vocabulary, corpus, config.vocabulary_size)
     keras.utils.set_random_seed(seed)
@@ -139,7 +143,7 @@ def distill(
     )
     order = io.EpochOrder(config.seed)
     callbacks.insert(0, order)
-    dataset = transfer_dataset(texts, logits, labels, config.batch_size, order)
+    dataset = with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order), student)
     return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
 
 
@@ -185,3 +189,82 @@ def accuracy(logits, labels):
 
 def agreement(logits_a, logits_b):
     return float(np.mean(np.argmax(logits_a, axis=-1) == np.argmax(logits_b, axis=-1)))
+
+
+def with_token_ids(dataset, student):
+    """`dataset`'s texts replaced by the student's token ids, tokenised in the input pipeline.
+
+    The string ops then run on the host, in tf.data's threads and overlapped with
+    training, and never inside a distributed train step: TPUs run no string ops,
+    and GPUs would only hand strings back to the host. The ids are exactly what the
+    student's own tokenizer gives, so training is unchanged.
+    """
+    import tensorflow as tf
+
+    def tokenize(features, labels):
+        features = dict(features)
+        features["token_ids"] = student.tokenizer(features.pop("text"))
+        return features, labels
+
+    return dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def distill_shards(
+    teacher, student, shards, labelled_texts, labelled_logits, labelled_labels, config, strategy=None,
+    shuffle_buffer=None, callbacks=None, verbose="auto", backup_dir=None,
+):
+    """`distill` over a transfer set streamed from teacher-labelled TFRecord shards (`labelling`).
+
+    The shards' rows (and the few labelled rows, mixed through each epoch) flow
+    through `tf.data` (`labelling.dataset`), never all in memory, so memory does not
+    grow with the row count. `config.batch_size` is the global batch: on one machine
+    Keras splits each batch over the replicas; in a multi-worker cluster every worker
+    reads its own share of the shards in batches of `batch_size / replicas`.
+    """
+    import tensorflow as tf
+
+    from kdistill import distribute, labelling
+
+    strategy = strategy or tf.distribute.get_strategy()
+    distribute.check_batch_size(config.batch_size, strategy)
+    labelled = (
+        np.asarray([str(t) for t in labelled_texts], dtype=object),
+        np.asarray(labelled_logits, np.float32).reshape(len(labelled_texts), shards.num_classes),
+        np.asarray(labelled_labels, np.int32),
+    )
+    num_rows = shards.total_rows + len(labelled[0])
+    callbacks = list(callbacks or [])
+    if backup_dir:
+        starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
+        key = checkpoint.run_key(repr(dataclasses.asdict(config)), shards.key, *labelled, *starting_weights)
+        callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
+    keras.utils.set_random_seed(config.seed)
+    order = io.EpochOrder(config.seed)
+    callbacks.insert(0, order)
+    # TPUs compile for one batch shape; elsewhere the last, partial batch is kept.
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+
+    def make_dataset(input_context=None):
+        batch_size = input_context.get_per_replica_batch_size(config.batch_size) if input_context else config.batch_size
+        return labelling.dataset(
+            shards, batch_size, lambda: int(order.rng().integers(2**31 - 1)), tokenizer=student.tokenizer,
+            labelled=labelled, shuffle_buffer=shuffle_buffer or labelling.SHUFFLE_BUFFER,
+            input_context=input_context, drop_remainder=tpu,
+        )
+
+    with strategy.scope():
+        distiller = Distiller(teacher, student)
+        distiller.compile(
+            optimizer=keras.optimizers.Adam(_cosine(config, num_rows)),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="labelled_accuracy")],
+            alpha=config.alpha,
+            temperature=config.temperature,
+            distillation_loss=config.distillation_loss,
+        )
+        if distribute.num_workers(strategy) > 1:
+            # Each worker reads its own share of the shards (distribute.py explains the batch sizes).
+            dataset = strategy.distribute_datasets_from_function(make_dataset)
+        else:
+            # One machine: Keras splits each global batch over the replicas.
+            dataset = make_dataset()
+        return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))

@@ -1,0 +1,149 @@
+"""tf.distribute on this machine: two logical CPU devices (MirroredStrategy) and two processes on loopback
+(MultiWorkerMirroredStrategy) stand in for GPUs and machines.
+
+Logical devices and multi-worker collectives are fixed when TensorFlow starts, and this
+process started it long ago, so every check runs in fresh processes.
+"""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from kdistill import distribute, labelling, teacher as teacher_lib
+from kdistill.errors import KdistillError
+from tests.conftest import SST2
+from tests.test_apps import REPO, read, run_app
+
+# The conftest's sst2_splits, so the teacher's logits of its texts come from the cache.
+SPLIT = [f"--dataset={SST2}", "--num_labels=300", "--seed=0"]
+STUDENT = ["--epochs=3", "--batch_size=64", "--vocabulary_size=3000", "--embedding_dim=32", "--filters=32",
+           "--kernel_sizes=2,3,4"]
+# Mirrored over 2 devices makes the same updates as one device up to float summation order
+# and dropout masks (drawn per replica); on 872 dev rows that moves accuracy by about a point.
+ACCURACY_TOLERANCE = 0.025
+MULTI_WORKER_TIMEOUT_S = 170
+
+
+@pytest.fixture(scope="module")
+def warm_teacher_dir(teacher, teacher_dir, transfer_logits):
+    """The session teacher with the logits of every text the runs below need already cached."""
+    dev = [text for _, text, _ in __import__("kdistill.data", fromlist=["x"]).iter_rows(os.path.join(SST2, "dev.tsv"))]
+    teacher_lib.logits(teacher, dev, cache_dir=teacher_dir, verbose=False)
+    return teacher_dir
+
+
+def test_distiller_loss_and_gradients_under_mirrored_equal_one_device():
+    """One SGD step on the same global batch: two replicas (labelled rows split 3:1) = one device."""
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.distribute_checks", "gradients"], cwd=REPO, capture_output=True, text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    checks = json.loads(result.stdout.strip().splitlines()[-1])["gradients"]
+    for name, check in checks.items():
+        assert check["mirrored_loss"] == pytest.approx(check["single_loss"], rel=1e-5), name
+        assert check["max_gradient_difference"] < 1e-6 * max(1.0, check["max_gradient"]), (name, check)
+
+
+def test_mirrored_over_two_cpu_devices_gives_the_one_device_accuracy(warm_teacher_dir, tmp_path):
+    common = SPLIT + ["--max_unlabelled=3000", f"--teacher_dir={warm_teacher_dir}", f"--out_dir={tmp_path}", *STUDENT]
+    one = run_app("apps.distill", *common, f"--student_dir={tmp_path / 'one'}")
+    two = run_app("apps.distill", *common, f"--student_dir={tmp_path / 'two'}", "--strategy=mirrored",
+                  "--cpu_devices=2")
+    assert "Using MirroredStrategy with devices" in two.stderr and "device:CPU:1" in two.stderr
+    single, mirrored = read(tmp_path / "one" / "metrics.json"), read(tmp_path / "two" / "metrics.json")
+    print(f"dev accuracy: one device {single['student_dev_acc']:.4f}, mirrored {mirrored['student_dev_acc']:.4f}")
+    assert single["student_dev_acc"] > 0.6
+    assert abs(single["student_dev_acc"] - mirrored["student_dev_acc"]) <= ACCURACY_TOLERANCE
+
+
+def _free_ports(count):
+    """Ports the kernel says are free now (bound to port 0, then released for the workers)."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_worker_multi_worker_mirrored_distillation_on_loopback(warm_teacher_dir, teacher, sst2_splits,
+                                                                  transfer_logits, tmp_path):
+    """Two processes, TF_CONFIG on 127.0.0.1, streaming shards: they finish by themselves, the chief saves."""
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(sst2_splits.unlabelled_texts) + "\n")
+    # The teacher's logits of these texts are cached already (transfer_logits): look them up.
+    cached = dict(zip(sst2_splits.unlabelled_texts, transfer_logits["unlabelled"]))
+    labelling.label_corpus(teacher, [str(corpus)], str(tmp_path / "shards"), num_shards=4, verbose=False,
+                           predict=lambda texts: np.array([cached[t] for t in texts]))
+    workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
+    student_dir = tmp_path / "student"
+    command = [
+        sys.executable, "-m", "apps.distill", *SPLIT, f"--teacher_dir={warm_teacher_dir}", f"--out_dir={tmp_path}",
+        f"--student_dir={student_dir}", f"--transfer_shards={tmp_path / 'shards'}", "--strategy=multi_worker",
+        *STUDENT,
+    ]
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
+                                                      "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                          stderr=subprocess.STDOUT, text=True))
+    start = time.time()
+    try:
+        logs = [p.communicate(timeout=max(1, MULTI_WORKER_TIMEOUT_S - (time.time() - start)))[0] for p in processes]
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the two workers did not finish within {MULTI_WORKER_TIMEOUT_S} s")
+    finally:
+        for p in processes:
+            p.kill()
+            p.wait()
+    for index, (p, log) in enumerate(zip(processes, logs)):
+        assert p.returncode == 0, f"worker {index} failed:\n{log[-3000:]}"
+    metrics = read(student_dir / "metrics.json")
+    assert metrics["num_unlabelled"] == len(sst2_splits.unlabelled_texts) and metrics["student_dev_acc"] > 0.6
+    assert os.path.isfile(student_dir / "student.keras")
+    assert not os.path.exists(f"{student_dir}.worker-1")  # the other worker's scratch copy is gone
+    # Both workers took the same steps: the same losses, each over its half of the data.
+    losses = [[line.split("loss: ")[1] for line in log.splitlines() if "ms/step" in line and "loss: " in line]
+              for log in logs]
+    assert len(losses[0]) == 3 and losses[0] == losses[1]
+    print(f"two workers finished in {time.time() - start:.0f} s; dev accuracy {metrics['student_dev_acc']:.4f}")
+
+
+@pytest.mark.parametrize(
+    "name, config, message",
+    [
+        ("gpus", None, "--strategy=gpus: unknown strategy"),
+        ("multi_worker", None, "TF_CONFIG is not set"),
+        ("multi_worker", "{not json", "TF_CONFIG: not valid JSON"),
+        ("multi_worker", '{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}', "not in the cluster"),
+    ],
+)
+def test_strategy_mistakes_are_one_line_errors(monkeypatch, name, config, message):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    if config:
+        monkeypatch.setenv("TF_CONFIG", config)
+    with pytest.raises(KdistillError, match=message):
+        distribute.get_strategy(name)
+
+
+def test_no_tpu_is_a_one_line_error_from_the_binary(tmp_path):
+    result = run_app("apps.distill", *SPLIT, f"--out_dir={tmp_path}", "--strategy=tpu", check=False)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 1 and len(errors) == 1 and "--strategy=tpu: no TPU found" in errors[0], \
+        result.stderr[-2000:]
+
+
+def test_global_batch_size_helpers():
+    strategy = distribute.get_strategy("default")
+    assert distribute.replicas(strategy) == 1 and distribute.global_batch_size(64, strategy) == 64
+    assert distribute.is_chief(strategy) and distribute.worker_dir("runs/x", strategy) == "runs/x"
+    assert np.isclose(float(distribute.global_sum(np.float32(3.0))), 3.0)
