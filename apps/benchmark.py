@@ -27,7 +27,7 @@ flags.DEFINE_bool("cost", True, "Measure the cost table (exports and times the t
 flags.DEFINE_string("cost_task", "sst2", "The task whose N=1000 seed-0 student and teacher the cost table uses.")
 flags.DEFINE_integer("latency_rows", 200, "Dev sentences timed at batch 1 for each model.")
 flags.DEFINE_list("ablations", list(benchmark.DEFAULT_ABLATIONS), "One-change-at-a-time variants of the recipe to run "
-                  "(largest N, first seed); names from kdistill.benchmark.ABLATIONS, empty for none.")
+                  "(largest N unless the variant names one, first seed); names from kdistill.benchmark.ABLATIONS, empty for none.")
 flags.DEFINE_string("ablation_task", "sst2", "The task the ablations run on.")
 FLAGS = flags.FLAGS
 
@@ -52,11 +52,9 @@ def main(argv):
     results = {"quality": rows}
     if FLAGS.ablations:
         n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
-        results["ablations"] = [
-            benchmark.quality_cell(FLAGS.ablation_task, specs[FLAGS.ablation_task], n, seed, FLAGS.out_dir,
-                                   configs, variant=name, overrides=overrides)
-            for name, overrides in benchmark.ABLATIONS.items() if name in FLAGS.ablations
-        ]
+        results["ablations"] = benchmark.ablation_cells(
+            FLAGS.ablation_task, specs[FLAGS.ablation_task], n, seed, FLAGS.out_dir, configs, FLAGS.ablations
+        )
     if FLAGS.cost:
         cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{max(int(n) for n in FLAGS.num_labels)}_seed{FLAGS.seeds[0]}")
         results["cost"] = benchmark.cost(

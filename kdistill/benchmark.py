@@ -58,11 +58,13 @@ ABLATIONS = {
     "vocabulary_8000": {"vocabulary_size": 8000},
     "separable": {"separable": True},  # depthwise-separable convolutions: ~3x fewer multiply-adds
     "teacher_cls_pooling": {"teacher_pooling": "cls"},  # keras-hub's [CLS] head: its own teacher and logits
+    # The same at N=100, where the head matters most (a variant's `num_labels` picks its cell).
+    "teacher_cls_pooling_n100": {"teacher_pooling": "cls", "num_labels": 100},
 }
 # The ones `apps.benchmark` runs unless told otherwise (temperature 1 and 2 epochs lost clearly in earlier sweeps).
 DEFAULT_ABLATIONS = (
     "alpha_0.5", "alpha_0", "temperature_4", "mse", "random_embeddings", "full_vocabulary", "separable",
-    "teacher_cls_pooling",
+    "teacher_cls_pooling", "teacher_cls_pooling_n100",
 )
 
 
@@ -111,6 +113,17 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         row["variant"] = variant
     io.write_json({"key": key, "row": row}, cell_path)
     return row
+
+
+def ablation_cells(task, dataset, num_labels, seed, run_dir, configs, names):
+    """The `ABLATIONS` in `names`, each at `num_labels` unless it names its own N; their rows."""
+    rows = []
+    for name, overrides in ABLATIONS.items():
+        if name in names:
+            overrides = dict(overrides)
+            at = overrides.pop("num_labels", num_labels)
+            rows.append(quality_cell(task, dataset, at, seed, run_dir, configs, variant=name, overrides=overrides))
+    return rows
 
 
 def _override(configs, overrides):
@@ -368,31 +381,34 @@ def _markdown(results, summary, plots, notes):
 
 def _ablation_markdown(results):
     rows = results["ablations"]
-    base = next(
-        (r for r in results["quality"]
-         if (r["task"], r["num_labels"], r["seed"]) == (rows[0]["task"], rows[0]["num_labels"], rows[0]["seed"])),
-        None,
-    )
+    defaults = {(r["task"], r["num_labels"], r["seed"]): r for r in results["quality"]}
     lines = [
         "",
         "## What each idea is worth",
         "",
-        f"One change at a time to the default recipe, on {rows[0]['task']} N={rows[0]['num_labels']} seed "
-        f"{rows[0]['seed']}; every variant shares the cell's teacher and its logits unless it changes the teacher. "
-        "Single runs: on this 2-core CPU, TensorFlow is not bit-deterministic across processes and identical "
-        "settings have been seen to differ by up to 2 points, so read differences under about 1.5 points as noise.",
+        f"One change at a time to the default recipe, on {rows[0]['task']} seed {rows[0]['seed']}, each beside "
+        "the default recipe's cell of the same N; every variant shares that cell's teacher and its logits unless "
+        "it changes the teacher. Single runs: on this 2-core CPU, TensorFlow is not bit-deterministic across "
+        "processes and identical settings have been seen to differ by up to 2 points, so read differences "
+        "under about 1.5 points as noise.",
         "",
-        "| variant | change | teacher | distilled | vs default | labels-only | agreement |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| variant | change | N | teacher | distilled | vs default | labels-only | agreement |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    if base:
-        lines.append(f"| default recipe | | {100 * base['teacher_acc']:.2f} | {100 * base['student_acc']:.2f} | | "
-                     f"{100 * base['labels_only_acc']:.2f} | {100 * base['agreement']:.1f}% |")
+    shown = set()
     for r in rows:
-        change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(r["variant"], {}).items())
+        cell = (r["task"], r["num_labels"], r["seed"])
+        base = defaults.get(cell)
+        if base and cell not in shown:
+            shown.add(cell)
+            lines.append(f"| default recipe | | {r['num_labels']} | {100 * base['teacher_acc']:.2f} | "
+                         f"{100 * base['student_acc']:.2f} | | {100 * base['labels_only_acc']:.2f} | "
+                         f"{100 * base['agreement']:.1f}% |")
+        change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(r["variant"], {}).items() if k != "num_labels")
         delta = f"{100 * (r['student_acc'] - base['student_acc']):+.2f}" if base else ""
-        lines.append(f"| {r['variant']} | `{change}` | {100 * r['teacher_acc']:.2f} | {100 * r['student_acc']:.2f} | "
-                     f"{delta} | {100 * r['labels_only_acc']:.2f} | {100 * r['agreement']:.1f}% |")
+        lines.append(f"| {r['variant']} | `{change}` | {r['num_labels']} | {100 * r['teacher_acc']:.2f} | "
+                     f"{100 * r['student_acc']:.2f} | {delta} | {100 * r['labels_only_acc']:.2f} | "
+                     f"{100 * r['agreement']:.1f}% |")
     return lines
 
 
