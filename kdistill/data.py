@@ -224,23 +224,12 @@ def _read_jsonl(path, text):
     for row, line in enumerate(_lines(text), start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise KdistillError(f"{path}:{row}: not valid JSON ({e.msg}); fix or drop the row") from None
-        if not isinstance(record, dict):
-            raise KdistillError(f"{path}:{row}: not a JSON object; write one {{\"text\": ..., \"label\": ...}} per line")
-        text_key = next((k for k in TEXT_COLUMNS if k in record), None)
-        if text_key is None:
-            raise KdistillError(
-                f"{path}:{row}: no text field; name it one of {', '.join(TEXT_COLUMNS)}"
-            )
-        if not str(record[text_key] or "").strip():
+        record_text, label = _jsonl_record(path, row, line, with_labels=True)
+        if record_text is None:
             empty += 1
             continue
-        texts.append(str(record[text_key]))
-        label_key = next((k for k in LABEL_COLUMNS if k in record), None)
-        labels.append(record[label_key] if label_key else None)
+        texts.append(record_text)
+        labels.append(label)
         rows.append(row)
     has_labels = any(label is not None for label in labels)
     return LabelledData(texts, labels if has_labels else None, path, rows, empty)
@@ -488,7 +477,8 @@ def _jsonl_record(path, row, line, with_labels):
     except json.JSONDecodeError as e:
         raise KdistillError(f"{path}:{row}: not valid JSON ({e.msg}); fix or drop the row") from None
     if not isinstance(record, dict):
-        raise KdistillError(f"{path}:{row}: not a JSON object; write one {{\"text\": ...}} per line")
+        shape = '{"text": ..., "label": ...}' if with_labels else '{"text": ...}'
+        raise KdistillError(f"{path}:{row}: not a JSON object; write one {shape} per line")
     text_key = next((k for k in TEXT_COLUMNS if k in record), None)
     if text_key is None:
         raise KdistillError(f"{path}:{row}: no text field; name it one of {', '.join(TEXT_COLUMNS)}")
