@@ -53,6 +53,13 @@ def invoke_latencies_ms(path, rows, num_threads=1):
     return latencies
 
 
+def classifier_rows(classifier, texts):
+    """Batch-1 inputs for an exported student (`runtime.TFLiteClassifier`): the texts, or their ids."""
+    if classifier.input_kind == "text":
+        return [{"texts": np.array([t.encode("utf-8")], dtype=object)} for t in texts]
+    return [{"token_ids": ids[None, :]} for ids in classifier.token_ids(texts)]
+
+
 def _input_name(tensor_name):
     # Converted signatures name their inputs "serving_default_<name>:0".
     return tensor_name.split(":")[0].removeprefix("serving_default_")

@@ -3,7 +3,7 @@
 For one `.tflite` file: agreement of predicted labels with the Keras student,
 max and mean absolute difference of the probabilities, file size (and how much
 of it is the tokenizer, the network and the metadata), and batch-1 latency on
-one LiteRT thread, median and p90 over the texts. `format_table` renders a set
+one LiteRT thread (`invoke()` alone, see `latency`), median and p90 over the texts. `format_table` renders a set
 of reports for people (Markdown).
 
 Example:
@@ -20,7 +20,7 @@ import os
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 
-from export import metadata, runtime
+from export import latency, metadata, runtime
 
 KIB = 1024
 
@@ -34,10 +34,8 @@ def parity(student, tflite_path, texts, keras_probabilities=None):
     if keras_probabilities is None:
         keras_probabilities = softmax(student.predict_texts(texts))
     classifier = runtime.TFLiteClassifier(tflite_path)
-    if texts:  # the first call allocates tensors; keep it out of the latencies
-        classifier.predict_proba(texts[:1])
-    latencies = []
-    actual = classifier.predict_proba(texts, latencies_ms=latencies)
+    actual = classifier.predict_proba(texts)
+    latencies = latency.invoke_latencies_ms(tflite_path, latency.classifier_rows(classifier, texts)) if texts else []
     diff = np.abs(keras_probabilities - actual)
     stored = classifier.metadata
     report = {

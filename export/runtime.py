@@ -19,7 +19,6 @@ classifier.predict_proba(["a gripping, funny film"])  # [[0.03, 0.97]]
 """
 
 import os
-import time
 
 import numpy as np
 
@@ -93,11 +92,10 @@ class TFLiteClassifier:
             raise ValueError(f"{self.path} takes text; it tokenizes in the graph")
         return self._tokenize.numpy(texts)
 
-    def predict_proba(self, texts, latencies_ms=None):
+    def predict_proba(self, texts):
         """Class probabilities, shape `(len(texts), num_classes)`.
 
-        One text per call; if `latencies_ms` is a list, each call's milliseconds are
-        appended to it (for token-ids models, host tokenisation is not included).
+        One text per call, as an app makes them.
         """
         texts = list(texts)
         if self.input_kind == "text":
@@ -106,10 +104,7 @@ class TFLiteClassifier:
             inputs = list(self.token_ids(texts)[:, None, :])
         rows = []
         for batch in inputs:
-            start = time.perf_counter()
             rows.append(self._run(**{self._input: batch})[self._output][0])
-            if latencies_ms is not None:
-                latencies_ms.append((time.perf_counter() - start) * 1e3)
         if not rows:
             return np.zeros((0, self.num_classes), np.float32)
         probabilities = np.stack(rows)

@@ -291,9 +291,9 @@ def test_predict_app_runs_tflite_models(exported):
 def test_invoke_latencies_time_every_row_for_both_inputs(exported, dev_texts):
     text_path, ids_path = exported[("dynamic", "text")]["path"], exported[("dynamic", "token_ids")]["path"]
     texts = dev_texts[:20]
-    text_rows = [{"texts": np.array([t.encode("utf-8")], dtype=object)} for t in texts]
-    ids = runtime.TFLiteClassifier(ids_path).token_ids(texts)
-    ids_rows = [{"token_ids": row[None, :]} for row in ids]
+    text_rows = latency.classifier_rows(runtime.TFLiteClassifier(text_path), texts)
+    ids_rows = latency.classifier_rows(runtime.TFLiteClassifier(ids_path), texts)
+    assert text_rows[0]["texts"].dtype == object and ids_rows[0]["token_ids"].shape == (1, 64)
     for path, rows in ((text_path, text_rows), (ids_path, ids_rows)):
         latencies = latency.invoke_latencies_ms(path, rows)
         assert len(latencies) == len(rows) and all(0 < ms < 1000 for ms in latencies)
