@@ -52,8 +52,9 @@ def main(argv):
     results = {"quality": rows}
     if FLAGS.ablations:
         n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
-        results["ablations"] = benchmark.ablation_cells(
-            FLAGS.ablation_task, specs[FLAGS.ablation_task], n, seed, FLAGS.out_dir, configs, FLAGS.ablations
+        results["ablations"], results["ablation_defaults"] = benchmark.ablation_cells(
+            specs, FLAGS.ablation_task, n, seed, FLAGS.out_dir, configs, FLAGS.ablations,
+            latency_rows=FLAGS.latency_rows,
         )
     if FLAGS.cost:
         cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{max(int(n) for n in FLAGS.num_labels)}_seed{FLAGS.seeds[0]}")

@@ -4,7 +4,7 @@ import os
 
 from absl import flags
 
-from kdistill import distribute, pipeline, training
+from kdistill import distribute, pipeline, student as student_lib, training
 
 FLAGS = flags.FLAGS
 
@@ -37,11 +37,15 @@ def define_teacher_flags():
 def define_student_flags():
     student, distill = training.StudentConfig(), training.DistillConfig()
     flags.DEFINE_integer("epochs", distill.epochs, "Distillation epochs over the transfer set.")
+    flags.DEFINE_integer("min_steps", distill.min_steps, "Distil for at least this many updates, adding epochs "
+                         "when the transfer set is small (0 = --epochs alone).")
     flags.DEFINE_integer("batch_size", distill.batch_size, "Distillation batch size.")
     flags.DEFINE_float("learning_rate", distill.learning_rate, "Student peak learning rate (cosine decay).")
     flags.DEFINE_float("alpha", distill.alpha, "Weight of the label cross-entropy; 1-alpha weighs distillation.")
     flags.DEFINE_float("temperature", distill.temperature, "Softmax temperature of the KL distillation loss.")
     flags.DEFINE_enum("distillation_loss", distill.distillation_loss, ["kl", "mse"], "Distillation loss.")
+    flags.DEFINE_integer("augment_to", distill.augment_to, "Add perturbed copies of the transfer texts, labelled by "
+                         "the teacher, until the transfer set holds this many texts (0 = no augmentation).")
     flags.DEFINE_integer("vocabulary_size", student.vocabulary_size, "WordPiece pieces the student keeps (0 = all).")
     flags.DEFINE_integer("sequence_length", student.sequence_length, "Student's sequence length in pieces.")
     flags.DEFINE_integer("embedding_dim", student.embedding_dim, "Student embedding width.")
@@ -49,6 +53,8 @@ def define_student_flags():
     flags.DEFINE_list("kernel_sizes", [str(k) for k in student.kernel_sizes], "Conv1D kernel widths.")
     flags.DEFINE_float("dropout", student.dropout, "Student dropout.")
     flags.DEFINE_bool("separable", student.separable, "Depthwise-separable convolutions (fewer weights and multiply-adds).")
+    flags.DEFINE_enum("pooling", student.pooling, list(student_lib.POOLINGS),
+                      "Pool each convolution over the text by its max, or by its max and its mean.")
     flags.DEFINE_enum("init_embeddings", student.init_embeddings, ["teacher", "random"],
                       "Start the student's embeddings from a PCA of the teacher's, or at random.")
 
@@ -82,15 +88,15 @@ def student_config():
         vocabulary_size=FLAGS.vocabulary_size, sequence_length=FLAGS.sequence_length,
         embedding_dim=FLAGS.embedding_dim, filters=FLAGS.filters,
         kernel_sizes=tuple(int(k) for k in FLAGS.kernel_sizes), dropout=FLAGS.dropout,
-        separable=FLAGS.separable, init_embeddings=FLAGS.init_embeddings,
+        separable=FLAGS.separable, pooling=FLAGS.pooling, init_embeddings=FLAGS.init_embeddings,
     )
 
 
 def distill_config():
     return training.DistillConfig(
-        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
+        epochs=FLAGS.epochs, min_steps=FLAGS.min_steps, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         alpha=FLAGS.alpha, temperature=FLAGS.temperature, distillation_loss=FLAGS.distillation_loss,
-        seed=getattr(FLAGS, "seed", 0),  # the benchmark sets seeds per cell instead
+        augment_to=FLAGS.augment_to, seed=getattr(FLAGS, "seed", 0),  # the benchmark sets seeds per cell instead
     )
 
 

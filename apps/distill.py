@@ -40,10 +40,10 @@ def main(argv):
     del argv
     strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
     if FLAGS.transfer_shards:
-        if FLAGS.unlabelled or FLAGS.max_unlabelled is not None:
+        if FLAGS.unlabelled or FLAGS.max_unlabelled is not None or FLAGS.augment_to:
             raise KdistillError(
-                "--unlabelled and --max_unlabelled do not apply with --transfer_shards (the shards are the "
-                "unlabelled transfer set); drop them"
+                "--unlabelled, --max_unlabelled and --augment_to do not apply with --transfer_shards (the shards "
+                "are the unlabelled transfer set, as big as apps.label made it); drop them"
             )
         splits = pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, max_unlabelled=0,
                                       encoding=FLAGS.encoding)
@@ -73,6 +73,9 @@ def main(argv):
                 strategy=strategy, shuffle_buffer=FLAGS.shuffle_buffer,
             )
         else:
+            splits, logits = pipeline.augment_transfer_set(
+                teacher, common.teacher_dir(), splits, logits, common.distill_config()
+            )
             pipeline.distill_student(
                 teacher, logits, splits, out_dir, common.student_config(), common.distill_config()
             )

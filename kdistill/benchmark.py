@@ -22,6 +22,7 @@ write_results({"quality": rows, "cost": {}}, "docs")
 
 import dataclasses
 import datetime
+import hashlib
 import os
 import platform
 import time
@@ -34,6 +35,7 @@ from kdistill import io, pipeline, teacher as teacher_lib, training
 BERT_BASE = dict(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072)
 STUDENT_MODES = ("float32", "float16", "dynamic", "int8")
 TEACHER_MODES = ("float32", "dynamic")
+LATENCY_MODES = ("float32", "dynamic")  # the ablation table's latency columns
 
 
 @dataclasses.dataclass
@@ -46,36 +48,54 @@ class Configs:
 
 # Variants of the default recipe, each changing one thing, run on one cell so that
 # RESULTS.md can say what each idea is worth. They share the cell's teacher and logits.
+# A variant's `task` or `num_labels` picks another cell than the ablation task's largest N.
 ABLATIONS = {
     "alpha_0.5": {"alpha": 0.5},  # the label term weighted as much as the teacher's
     "alpha_0": {"alpha": 0.0},  # the teacher's logits alone
     "temperature_1": {"temperature": 1.0},
     "temperature_4": {"temperature": 4.0},
+    "temperature_4_ag_news": {"temperature": 4.0, "task": "ag_news"},
     "mse": {"distillation_loss": "mse"},  # MSE on logits instead of softened KL
     "random_embeddings": {"init_embeddings": "random"},  # no PCA init from the teacher's embeddings
     "full_vocabulary": {"vocabulary_size": 0},  # all 30,522 pieces, no pruning
     "2_epochs": {"epochs": 2},
     "vocabulary_8000": {"vocabulary_size": 8000},
+    "max_pooling": {"pooling": "max"},  # max over time alone, as in Chia et al. and Kim (2014)
+    "max_pooling_ag_news": {"pooling": "max", "task": "ag_news"},
     "separable": {"separable": True},  # depthwise-separable convolutions: ~3x fewer multiply-adds
+    "filters_256_vocabulary_5000": {"filters": 256, "vocabulary_size": 5000},  # wider convs, same parameter budget
+    # Cheaper convolutions for the batch-1 speed-up: fewer and narrower kernels.
+    "kernels_2_3_filters_96": {"kernel_sizes": (2, 3), "filters": 96},
+    "kernels_1_2_3": {"kernel_sizes": (1, 2, 3)},
+    "kernels_2_3_filters_64": {"kernel_sizes": (2, 3), "filters": 64},
+    "kernels_2_3_filters_64_ag_news": {"kernel_sizes": (2, 3), "filters": 64, "task": "ag_news"},
+    "kernels_3": {"kernel_sizes": (3,)},
+    "kernels_3_ag_news": {"kernel_sizes": (3,), "task": "ag_news"},
     "teacher_cls_pooling": {"teacher_pooling": "cls"},  # keras-hub's [CLS] head: its own teacher and logits
-    # The same at N=100, where the head matters most (a variant's `num_labels` picks its cell).
-    "teacher_cls_pooling_n100": {"teacher_pooling": "cls", "num_labels": 100},
+    "teacher_cls_pooling_n100": {"teacher_pooling": "cls", "num_labels": 100},  # where the head matters most
+    # Perturbed copies (augment.py) labelled by the teacher: SST-2's 67k texts plus 45k copies,
+    # AG News' 4,000 plus 16,000.
+    "augment_134k": {"augment_to": 134_000},
+    "augment_20k_ag_news": {"augment_to": 20_000, "task": "ag_news"},
+    # AG News' 4,000 transfer texts make 128 updates in 4 epochs; 16 epochs make 512.
+    "16_epochs_ag_news": {"epochs": 16, "task": "ag_news"},
+    # 13% of AG News texts are longer than 64 pieces (the teacher reads 128).
+    "sequence_128_ag_news": {"sequence_length": 128, "task": "ag_news"},
 }
 # The ones `apps.benchmark` runs unless told otherwise (temperature 1 and 2 epochs lost clearly in earlier sweeps).
 DEFAULT_ABLATIONS = (
-    "alpha_0.5", "alpha_0", "temperature_4", "mse", "random_embeddings", "full_vocabulary", "separable",
-    "teacher_cls_pooling", "teacher_cls_pooling_n100",
+    "alpha_0.5", "alpha_0", "temperature_4", "mse", "random_embeddings", "full_vocabulary", "max_pooling",
+    "max_pooling_ag_news", "separable", "filters_256_vocabulary_5000", "teacher_cls_pooling",
+    "teacher_cls_pooling_n100", "augment_134k", "augment_20k_ag_news", "16_epochs_ag_news", "sequence_128_ag_news",
 )
 
 
 def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None, overrides=None):
     """One cell of the grid (or an ablation `variant` of it, with config `overrides`); returns its row."""
-    cell_dir = os.path.join(run_dir, task, f"n{num_labels}_seed{seed}")
-    teacher_dir = os.path.join(cell_dir, "teacher")
+    teacher_dir = os.path.join(_cell_dir(run_dir, task, num_labels, seed), "teacher")
     default_teacher = configs.teacher
     configs = _override(configs, overrides or {})
-    if variant:
-        cell_dir = os.path.join(cell_dir, "variants", _slug(variant))
+    cell_dir = _cell_dir(run_dir, task, num_labels, seed, variant)
     if configs.teacher != default_teacher:  # a teacher variant trains and labels with its own teacher
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
@@ -94,8 +114,9 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     _, baseline = pipeline.train_labels_only(
         teacher, splits, os.path.join(cell_dir, "labels_only"), configs.student, distill_config, logits["dev"]
     )
+    transfer_splits, transfer_logits = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config)
     _, distilled = pipeline.distill_student(
-        teacher, logits, splits, os.path.join(cell_dir, "student"), configs.student, distill_config
+        teacher, transfer_logits, transfer_splits, os.path.join(cell_dir, "student"), configs.student, distill_config
     )
     row = {
         "task": task,
@@ -115,15 +136,60 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     return row
 
 
-def ablation_cells(task, dataset, num_labels, seed, run_dir, configs, names):
-    """The `ABLATIONS` in `names`, each at `num_labels` unless it names its own N; their rows."""
-    rows = []
+def _cell_dir(run_dir, task, num_labels, seed, variant=None):
+    cell_dir = os.path.join(run_dir, task, f"n{num_labels}_seed{seed}")
+    return os.path.join(cell_dir, "variants", _slug(variant)) if variant else cell_dir
+
+
+def ablation_cells(specs, task, num_labels, seed, run_dir, configs, names, latency_rows=200):
+    """The `ABLATIONS` in `names`, each on `task` at `num_labels` unless it names its own task or N.
+
+    `specs` maps task names to datasets; a variant whose task is not among them is
+    skipped. Returns the variants' rows and the default recipe's rows they are
+    compared with. Every row carries its student's batch-1 latency
+    (`student_latency_ms`): some ideas trade accuracy for speed.
+    """
+    rows, defaults, texts = [], {}, {}
     for name, overrides in ABLATIONS.items():
-        if name in names:
-            overrides = dict(overrides)
-            at = overrides.pop("num_labels", num_labels)
-            rows.append(quality_cell(task, dataset, at, seed, run_dir, configs, variant=name, overrides=overrides))
-    return rows
+        overrides = dict(overrides)
+        cell = (overrides.pop("task", task), overrides.pop("num_labels", num_labels), seed)
+        if name not in names or cell[0] not in specs:
+            continue
+        dataset = specs[cell[0]]
+        if cell[0] not in texts:
+            texts[cell[0]] = list(pipeline.load_splits(dataset, cell[1], seed, max_unlabelled=0).dev_texts[:latency_rows])
+        if cell not in defaults:
+            defaults[cell] = quality_cell(*cell[:1], dataset, *cell[1:], run_dir, configs)
+            defaults[cell]["latency_ms_p50"] = student_latency_ms(
+                os.path.join(_cell_dir(run_dir, *cell), "student"), texts[cell[0]])
+        row = quality_cell(*cell[:1], dataset, *cell[1:], run_dir, configs, variant=name, overrides=overrides)
+        row["latency_ms_p50"] = student_latency_ms(os.path.join(_cell_dir(run_dir, *cell, name), "student"), texts[cell[0]])
+        rows.append(row)
+    return rows, list(defaults.values())
+
+
+def student_latency_ms(student_dir, texts):
+    """Median batch-1 LiteRT latency (ms, token ids in, one thread) of the saved student, per mode in
+    `LATENCY_MODES`; measured once per saved model and cached beside it."""
+    import tempfile
+
+    from export import latency, runtime, tflite
+
+    model_path = os.path.join(student_dir, pipeline.STUDENT_FILE)
+    timed = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+    key = f"{os.path.getmtime(model_path)}:{os.path.getsize(model_path)}:{timed}"
+    cache_path = os.path.join(student_dir, "latency.json")
+    if os.path.exists(cache_path) and io.read_json(cache_path).get("key") == key:
+        return io.read_json(cache_path)["p50"]
+    student = pipeline.load_student(student_dir)
+    p50 = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in LATENCY_MODES:
+            path = tflite.export_student(student, os.path.join(tmp, f"{mode}.tflite"), mode, token_ids_input=True)
+            rows = latency.classifier_rows(runtime.TFLiteClassifier(path), texts)
+            p50[mode] = float(np.median(latency.invoke_latencies_ms(path, rows)))
+    io.write_json({"key": key, "p50": p50}, cache_path)
+    return p50
 
 
 def _override(configs, overrides):
@@ -355,9 +421,9 @@ def _markdown(results, summary, plots, notes):
     if results.get("ablations"):
         lines += _ablation_markdown(results) + [
             "",
-            "Not measured yet: enlarging the transfer set by masking and n-gram sampling (Tang et al., 2019), "
-            "which matters most for AG News, whose unlabelled pool is only 3,000-3,900 texts; early stopping of "
-            "the teacher on a held-out slice of the N labels; dilated convolutions.",
+            "Not measured yet: early stopping of the teacher on a held-out slice of the N labels; dilated "
+            "convolutions; part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws "
+            "replacement words from the corpus instead).",
         ]
     cost = results.get("cost")
     if cost:
@@ -370,34 +436,49 @@ def _markdown(results, summary, plots, notes):
 
 def _ablation_markdown(results):
     rows = results["ablations"]
-    defaults = {(r["task"], r["num_labels"], r["seed"]): r for r in results["quality"]}
+    defaults = {(r["task"], r["num_labels"], r["seed"]): r
+                for r in results["quality"] + results.get("ablation_defaults", [])}
     lines = [
         "",
         "## What each idea is worth",
         "",
-        f"One change at a time to the default recipe, on {rows[0]['task']} seed {rows[0]['seed']}, each beside "
-        "the default recipe's cell of the same N; every variant shares that cell's teacher and its logits unless "
+        f"One change at a time to the default recipe, seed {rows[0]['seed']}, each beside "
+        "the default recipe's cell of the same task and N; every variant shares that cell's teacher and its logits unless "
         "it changes the teacher. Single runs: on this 2-core CPU, TensorFlow is not bit-deterministic across "
         "processes and identical settings have been seen to differ by up to 2 points, so read differences "
         "under about 1.5 points as noise.",
         "",
-        "| variant | change | N | teacher | distilled | vs default | labels-only | agreement |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "Latency: the variant's student, token ids in, LiteRT batch-1 median over dev sentences, one thread "
+        "(as in the cost table); the speed-up is over the MiniLM teacher in the same mode.",
+        "",
+        "| variant | change | task | N | teacher | distilled | vs default | labels-only | agreement | "
+        "float32 µs (speed-up) | dynamic µs (speed-up) |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
+    teacher_ms = {mode: results["cost"]["teacher_minilm"][mode]["latency_ms_p50"]
+                  for mode in LATENCY_MODES} if results.get("cost") else {}
+
+    def latency_cells(latency):
+        return " | ".join(
+            f"{1000 * latency[m]:.1f}" + (f" ({teacher_ms[m] / latency[m]:.0f}x)" if m in teacher_ms else "")
+            if latency and m in latency else "" for m in LATENCY_MODES
+        )
+
+    cells = list(dict.fromkeys((r["task"], r["num_labels"], r["seed"]) for r in rows))
     shown = set()
-    for r in rows:
+    for r in sorted(rows, key=lambda r: cells.index((r["task"], r["num_labels"], r["seed"]))):
         cell = (r["task"], r["num_labels"], r["seed"])
         base = defaults.get(cell)
         if base and cell not in shown:
             shown.add(cell)
-            lines.append(f"| default recipe | | {r['num_labels']} | {100 * base['teacher_acc']:.2f} | "
+            lines.append(f"| default recipe | | {r['task']} | {r['num_labels']} | {100 * base['teacher_acc']:.2f} | "
                          f"{100 * base['student_acc']:.2f} | | {100 * base['labels_only_acc']:.2f} | "
-                         f"{100 * base['agreement']:.1f}% |")
-        change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(r["variant"], {}).items() if k != "num_labels")
+                         f"{100 * base['agreement']:.1f}% | {latency_cells(base.get('latency_ms_p50'))} |")
+        change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(r["variant"], {}).items() if k not in ("num_labels", "task"))
         delta = f"{100 * (r['student_acc'] - base['student_acc']):+.2f}" if base else ""
-        lines.append(f"| {r['variant']} | `{change}` | {r['num_labels']} | {100 * r['teacher_acc']:.2f} | "
+        lines.append(f"| {r['variant']} | `{change}` | {r['task']} | {r['num_labels']} | {100 * r['teacher_acc']:.2f} | "
                      f"{100 * r['student_acc']:.2f} | {delta} | {100 * r['labels_only_acc']:.2f} | "
-                     f"{100 * r['agreement']:.1f}% |")
+                     f"{100 * r['agreement']:.1f}% | {latency_cells(r.get('latency_ms_p50'))} |")
     return lines
 
 

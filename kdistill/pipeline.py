@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from kdistill import data, io, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training
+from kdistill import augment, data, io, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training
 from kdistill.errors import KdistillError
 
 STUDENT_FILE = "student.keras"
@@ -140,6 +140,24 @@ def label(teacher, teacher_dir, splits):
         "labelled": teacher_lib.logits(teacher, splits.labelled_texts, cache_dir=teacher_dir, verbose=False),
         "unlabelled": teacher_lib.logits(teacher, splits.unlabelled_texts, cache_dir=teacher_dir),
     }
+
+
+def augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config):
+    """`splits` and `logits` with perturbed copies of the transfer texts added as unlabelled rows.
+
+    Copies are made (`augment.augment_texts`) until the transfer set holds
+    `distill_config.augment_to` texts; the teacher labels them, cached like any text.
+    """
+    texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
+    copies = -(-distill_config.augment_to // max(len(texts), 1)) - 1
+    extra = augment.augment_texts(texts, copies, seed=distill_config.seed)
+    if not extra:
+        return splits, logits
+    print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)
+    extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir)
+    unlabelled = np.concatenate([splits.unlabelled_texts, np.asarray(extra, dtype=object)])
+    return (dataclasses.replace(splits, unlabelled_texts=unlabelled),
+            dict(logits, unlabelled=np.concatenate([logits["unlabelled"], extra_logits])))
 
 
 def distill_student(teacher, logits, splits, student_dir, student_config, distill_config):
@@ -280,7 +298,10 @@ def run_all(
         teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, logits["dev"]
     )
     student_dir = os.path.join(out_dir, "student")
-    student, distilled = distill_student(teacher, logits, splits, student_dir, student_config, distill_config)
+    transfer_splits, transfer_logits = augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config)
+    student, distilled = distill_student(
+        teacher, transfer_logits, transfer_splits, student_dir, student_config, distill_config
+    )
     tflite_path = os.path.join(out_dir, f"student_{export_mode}.tflite")
     print(f"[export] {tflite_path}", flush=True)
     calibration = splits.unlabelled_texts[: tflite.DEFAULT_CALIBRATION_SIZE]  # used by int8 only

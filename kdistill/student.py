@@ -50,6 +50,22 @@ class MaskedGlobalMaxPooling1D(keras.layers.Layer):
         return (features_shape[0], features_shape[-1])
 
 
+@keras.saving.register_keras_serializable(package="kdistill")
+class MaskedGlobalAveragePooling1D(keras.layers.Layer):
+    """Mean over the time steps that hold a real token (id != 0); zeros for an empty text."""
+
+    def call(self, features, token_ids):
+        mask = keras.ops.cast(keras.ops.expand_dims(keras.ops.not_equal(token_ids, 0), -1), features.dtype)
+        total = keras.ops.sum(features * mask, axis=1)
+        return total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+
+    def compute_output_shape(self, features_shape, token_ids_shape=None):
+        return (features_shape[0], features_shape[-1])
+
+
+POOLINGS = ("max", "max_mean")
+
+
 def conv_classifier(
     vocabulary_size,
     num_classes,
@@ -59,6 +75,7 @@ def conv_classifier(
     kernel_sizes=(2, 3, 4, 5),
     dropout=0.3,
     separable=False,
+    pooling="max",
     name="conv_classifier",
 ):
     """The id-level network: `(batch, sequence_length)` int ids -> `(batch, num_classes)` logits.
@@ -66,7 +83,11 @@ def conv_classifier(
     `separable` uses depthwise-separable convolutions: a width-k filter over each
     embedding channel, then one 1x1 mix to `filters` channels, which is about k
     times fewer multiply-adds and weights than a full width-k convolution.
+    `pooling="max_mean"` pools each branch by its mean over the text as well as its
+    maximum: how much of the text shows a feature, not only whether it shows somewhere.
     """
+    if pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")(token_ids)
     x = ZeroPadding(name="zero_padding")(x, token_ids)
@@ -76,6 +97,8 @@ def conv_classifier(
         conv = keras.layers.SeparableConv1D if separable else keras.layers.Conv1D
         h = conv(filters, width, padding="same", activation="relu", name=f"conv_{width}")(x)
         branches.append(MaskedGlobalMaxPooling1D(name=f"max_over_time_{width}")(h, token_ids))
+        if pooling == "max_mean":
+            branches.append(MaskedGlobalAveragePooling1D(name=f"mean_over_time_{width}")(h, token_ids))
     x = keras.layers.Concatenate(name="features")(branches) if len(branches) > 1 else branches[0]
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
@@ -90,7 +113,7 @@ class Student(keras.Model):
         vocabulary: the teacher's WordPiece vocabulary.
         num_classes: number of output classes.
         kept_ids: optional pruned vocabulary (see `tokenizer.prune_vocabulary`).
-        sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable: the shape
+        sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable, pooling: the shape
             of the network (see `conv_classifier`).
         class_names: label names, kept with the model for prediction and export.
     """
@@ -106,6 +129,7 @@ class Student(keras.Model):
         kernel_sizes=(2, 3, 4, 5),
         dropout=0.3,
         separable=False,
+        pooling="max",  # students saved before `pooling` existed used max alone; the recipe's default is in StudentConfig
         lowercase=True,
         class_names=None,
         **kwargs,
@@ -121,6 +145,7 @@ class Student(keras.Model):
             kernel_sizes=tuple(kernel_sizes),
             dropout=dropout,
             separable=separable,
+            pooling=pooling,
         )
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
@@ -129,6 +154,7 @@ class Student(keras.Model):
         self.kernel_sizes = [int(k) for k in kernel_sizes]
         self.dropout = float(dropout)
         self.separable = bool(separable)
+        self.pooling = str(pooling)
         self.built = True
 
     def call(self, texts, training=False):
@@ -158,6 +184,7 @@ class Student(keras.Model):
             kernel_sizes=self.kernel_sizes,
             dropout=self.dropout,
             separable=self.separable,
+            pooling=self.pooling,
             lowercase=self.tokenizer.lowercase,
             class_names=self.class_names,
         )

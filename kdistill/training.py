@@ -42,12 +42,18 @@ class StudentConfig:
     kernel_sizes: tuple = (2, 3, 4, 5)
     dropout: float = 0.3
     separable: bool = False  # depthwise-separable convolutions
+    # Each branch pooled by its mean over the text as well as its max. N=1000, mean of seeds 0
+    # and 1 (distilled dev accuracy): SST-2 80.04% vs 79.42% (max alone), AG News 87.40% vs 86.75%.
+    pooling: str = "max_mean"
     init_embeddings: str = "teacher"  # "teacher" (PCA of its token embeddings) or "random"
 
 
 @dataclasses.dataclass
 class DistillConfig:
     epochs: int = 4  # SST-2, N=1000: dev accuracy peaks at 2-4 epochs over 67k texts
+    # A small transfer set makes few updates in `epochs`: AG News' 4,000 texts make 128 in 4
+    # epochs. Train for at least this many updates (0 = `epochs` alone).
+    min_steps: int = 0
     batch_size: int = 128
     learning_rate: float = 2e-3
     # SST-2, N=1000 (dev accuracy, 4 epochs): alpha 0.5 -> 77.0%, 0.1 -> 79.6%, 0.0 -> 79.1%.
@@ -55,7 +61,15 @@ class DistillConfig:
     alpha: float = 0.1
     temperature: float = 2.0
     distillation_loss: str = "kl"
+    # Perturbed copies of the transfer texts (augment.py) are added, labelled by the teacher,
+    # until the transfer set holds at least this many texts (0 = never). Only small pools grow:
+    # AG News (4,000 texts) does, SST-2 (67k) does not.
+    augment_to: int = 0
     seed: int = 0
+
+    def epochs_for(self, num_rows):
+        steps_per_epoch = max(-(-num_rows // self.batch_size), 1)
+        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
 
 
 def build_student(teacher, splits, config, seed=0, kept_ids=None):
@@ -80,6 +94,7 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
         kernel_sizes=config.kernel_sizes,
         dropout=config.dropout,
         separable=config.separable,
+        pooling=config.pooling,
         class_names=splits.class_names,
     )
     if config.init_embeddings == "teacher":
@@ -144,7 +159,9 @@ def distill(
     order = io.EpochOrder(config.seed)
     callbacks.insert(0, order)
     dataset = with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order), student)
-    return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
+    return distiller.fit(
+        dataset, epochs=config.epochs_for(len(texts)), callbacks=callbacks, verbose=progress.keras_verbose(verbose)
+    )
 
 
 def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
@@ -179,7 +196,7 @@ def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
 
 
 def _cosine(config, num_rows):
-    steps = int(np.ceil(num_rows / config.batch_size)) * config.epochs
+    steps = int(np.ceil(num_rows / config.batch_size)) * config.epochs_for(num_rows)
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=max(steps, 1))
 
 
@@ -267,4 +284,6 @@ def distill_shards(
         else:
             # One machine: Keras splits each global batch over the replicas.
             dataset = make_dataset()
-        return distiller.fit(dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
+        return distiller.fit(
+            dataset, epochs=config.epochs_for(num_rows), callbacks=callbacks, verbose=progress.keras_verbose(verbose)
+        )

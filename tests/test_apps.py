@@ -94,6 +94,8 @@ def test_export_binary_writes_tflite_and_parity_report(run_dir):
         ("apps.train_teacher", ["--dataset=/no/such/data"], "/no/such/data: no such file or folder"),
         ("apps.distill", SMALL_RUN + ["--out_dir=/no/such/run"], "no teacher model here"),
         ("apps.predict", ["--model=/no/such/student", "text"], "no student model here"),
+        ("apps.distill", ["--out_dir=/no/such/run", "--transfer_shards=/no/such/shards", "--augment_to=20000"],
+         "do not apply with --transfer_shards"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(module, args, message):

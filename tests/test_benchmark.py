@@ -24,6 +24,20 @@ def test_quality_cell_measures_all_three_models_and_is_cached(tmp_path, capsys):
     assert benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY) == row
     assert "cached" in capsys.readouterr().out
 
+    # An ablation shares the cell's teacher and logits, and prices its student beside the default one.
+    variants, defaults = benchmark.ablation_cells(
+        {"ag_news": AG_NEWS}, "ag_news", 40, 0, str(tmp_path), TINY, ["separable", "alpha_0"], latency_rows=5)
+    assert [r["variant"] for r in variants] == ["alpha_0", "separable"]
+    assert variants[0]["teacher_acc"] == row["teacher_acc"] and defaults[0]["student_acc"] == row["student_acc"]
+    assert "[separable]" in capsys.readouterr().out
+    for r in variants + defaults:
+        assert set(r["latency_ms_p50"]) == set(benchmark.LATENCY_MODES)
+        assert all(0 < ms < 50 for ms in r["latency_ms_p50"].values())
+    student_dir = str(tmp_path / "ag_news" / "n40_seed0" / "variants" / "separable" / "student")
+    assert os.path.exists(os.path.join(student_dir, "latency.json"))
+    timed = list(pipeline.load_splits(AG_NEWS, 40, 0, max_unlabelled=0).dev_texts[:5])
+    assert benchmark.student_latency_ms(student_dir, timed) == variants[1]["latency_ms_p50"]  # cached
+
 
 def _row(task, n, seed, teacher, labels_only, student):
     return dict(task=task, num_labels=n, seed=seed, num_unlabelled=5000, dev_rows=872, teacher_acc=teacher,
@@ -65,11 +79,18 @@ def test_cost_table_prices_teachers_and_student(tmp_path):
 
 def test_ablations_are_reported_against_the_default_cell(tmp_path):
     rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.79)]
-    ablations = [dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.77), variant="alpha_0.5")]
-    benchmark.write_results({"quality": rows, "ablations": ablations}, str(tmp_path), "python -m apps.benchmark")
+    ablations = [dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.77), variant="separable",
+                      latency_ms_p50={"float32": 0.030, "dynamic": 0.025})]
+    defaults = [dict(rows[0], latency_ms_p50={"float32": 0.120, "dynamic": 0.025})]
+    minilm = {"float32": {"latency_ms_p50": 14.4}, "dynamic": {"latency_ms_p50": 2.9}}
+    results = {"quality": rows, "ablations": ablations, "ablation_defaults": defaults}
+    benchmark.write_results(results, str(tmp_path), "python -m apps.benchmark")
     text = (tmp_path / "RESULTS.md").read_text()
-    assert "| default recipe | | 1000 | 82.00 | 79.00 | | 70.00 | 90.0% |" in text
-    assert "| alpha_0.5 | `alpha=0.5` | 1000 | 82.00 | 77.00 | -2.00 | 70.00 | 90.0% |" in text
+    assert "| default recipe | | sst2 | 1000 | 82.00 | 79.00 | | 70.00 | 90.0% | 120.0 | 25.0 |" in text
+    assert "| separable | `separable=True` | sst2 | 1000 | 82.00 | 77.00 | -2.00 | 70.00 | 90.0% | 30.0 | 25.0 |" in text
+    # With the cost table's teacher latencies, each latency shows its speed-up too.
+    text = "\n".join(benchmark._ablation_markdown(dict(results, cost={"teacher_minilm": minilm})))
+    assert "| 120.0 (120x) | 25.0 (116x) |" in text and "| 30.0 (480x) | 25.0 (116x) |" in text
 
 
 def test_ablation_overrides_change_one_field():
@@ -81,4 +102,4 @@ def test_ablation_overrides_change_one_field():
     with pytest.raises(ValueError, match="unknown config fields"):
         benchmark._override(TINY, {"alpah": 0.5})
     for overrides in benchmark.ABLATIONS.values():
-        benchmark._override(TINY, {k: v for k, v in overrides.items() if k != "num_labels"})
+        benchmark._override(TINY, {k: v for k, v in overrides.items() if k not in ("num_labels", "task")})

@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -119,3 +121,13 @@ def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, tmp_path
     assert not again.teacher.trainable
     texts = list(sst2_splits.dev_texts[:10])
     np.testing.assert_allclose(again.student.predict_texts(texts), distiller.student.predict_texts(texts), atol=1e-6)
+
+
+def test_a_small_transfer_set_gets_more_epochs_up_to_min_steps(teacher, sst2_splits, transfer_logits):
+    splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:84])  # 384 rows
+    config = training.DistillConfig(epochs=2, min_steps=20, batch_size=64, alpha=0.0)
+    assert config.epochs_for(384) == 4 and config.epochs_for(67_349) == 2  # 6 batches an epoch; a big set: epochs
+    student = training.build_student(teacher, splits, SMALL)
+    history = training.distill(teacher, student, splits, transfer_logits["unlabelled"][:84],
+                               transfer_logits["labelled"], config, verbose=0)
+    assert len(history.history["loss"]) == 4

@@ -1,3 +1,5 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -46,8 +48,9 @@ def _student(vocabulary, texts, **kwargs):
     return student_lib.Student(vocabulary, 2, kept_ids=kept, embedding_dim=16, filters=8, **kwargs)
 
 
-def test_padding_does_not_reach_the_logits(vocabulary, sst2_splits):
-    student = _student(vocabulary, sst2_splits.unlabelled_texts, sequence_length=32)
+@pytest.mark.parametrize("pooling", student_lib.POOLINGS)
+def test_padding_does_not_reach_the_logits(vocabulary, sst2_splits, pooling):
+    student = _student(vocabulary, sst2_splits.unlabelled_texts, sequence_length=32, pooling=pooling)
     texts = ["a charming film", "dull", ""]
     before = student.predict_texts(texts)
     embedding = student.classifier.get_layer("token_embedding")
@@ -58,8 +61,9 @@ def test_padding_does_not_reach_the_logits(vocabulary, sst2_splits):
     assert np.isfinite(before).all()
 
 
-def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_path):
-    student = _student(vocabulary, sst2_splits.unlabelled_texts, class_names=["neg", "pos"])
+@pytest.mark.parametrize("pooling", student_lib.POOLINGS)
+def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_path, pooling):
+    student = _student(vocabulary, sst2_splits.unlabelled_texts, class_names=["neg", "pos"], pooling=pooling)
     path = str(tmp_path / "student.keras")
     student.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
@@ -67,6 +71,16 @@ def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_pat
     np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)
     assert again.class_names == ["neg", "pos"]
     assert again.tokenizer.kept_ids == student.tokenizer.kept_ids
+    assert again.pooling == pooling
+
+
+def test_mean_pooling_counts_real_tokens_only():
+    features = np.array([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]], [[5.0, 5.0], [5.0, 5.0], [5.0, 5.0]]], np.float32)
+    token_ids = np.array([[7, 9, 0], [0, 0, 0]])
+    pooled = student_lib.MaskedGlobalAveragePooling1D()(features, token_ids)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(pooled), [[2.0, 3.0], [0.0, 0.0]])
+    with pytest.raises(ValueError, match="unknown pooling"):
+        student_lib.conv_classifier(100, 2, pooling="min")
 
 
 def test_projected_embeddings_keep_the_teachers_neighbours(teacher, vocabulary):
@@ -85,7 +99,10 @@ def test_build_student_from_config(teacher, sst2_splits):
     config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5))
     student = training.build_student(teacher, sst2_splits, config)
     assert student.tokenizer.vocabulary_size == 3000
-    assert student.count_params() == 3000 * 32 + (3 * 32 * 16 + 16) + (5 * 32 * 16 + 16) + (32 * 2 + 2)
+    # The logits read the max and the mean of each branch's 16 filters (pooling="max_mean").
+    assert student.count_params() == 3000 * 32 + (3 * 32 * 16 + 16) + (5 * 32 * 16 + 16) + (2 * 32 * 2 + 2)
+    maxed = training.build_student(teacher, sst2_splits, dataclasses.replace(config, pooling="max"))
+    assert maxed.count_params() == student.count_params() - 32 * 2
     assert student.class_names == sst2_splits.class_names
 
 
@@ -94,7 +111,7 @@ def test_separable_student_has_fewer_weights_and_round_trips(teacher, sst2_split
     student = training.build_student(teacher, sst2_splits, config)
     # Each branch: a width-k filter per embedding channel, then a 1x1 mix to the filters.
     branches = sum(k * 32 + 32 * 16 + 16 for k in (3, 5))
-    assert student.count_params() == 3000 * 32 + branches + (32 * 2 + 2)
+    assert student.count_params() == 3000 * 32 + branches + (2 * 32 * 2 + 2)
     path = str(tmp_path / "separable.keras")
     student.save(path)
     again = keras.saving.load_model(path)

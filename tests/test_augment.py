@@ -1,0 +1,65 @@
+"""Transfer-set augmentation on real AG News and SST-2 text, and its place in the pipeline."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kdistill import augment, data, pipeline, teacher as teacher_lib, training
+
+from conftest import AG_NEWS
+
+
+@pytest.fixture(scope="module")
+def ag_texts():
+    splits = data.load(AG_NEWS, num_labels=100, seed=0, max_unlabelled=200)
+    return [str(t) for t in np.concatenate([splits.labelled_texts, splits.unlabelled_texts])]
+
+
+def test_copies_are_new_distinct_and_seeded(ag_texts):
+    extra = augment.augment_texts(ag_texts, copies=3, seed=0)
+    assert 2 * len(ag_texts) < len(extra) <= 3 * len(ag_texts)
+    assert len(set(extra)) == len(extra)
+    assert not set(extra) & set(ag_texts)
+    assert extra == augment.augment_texts(ag_texts, copies=3, seed=0)
+    assert extra != augment.augment_texts(ag_texts, copies=3, seed=1)
+
+
+def test_copies_only_use_the_corpus_words(ag_texts):
+    corpus = {word for text in ag_texts for word in text.split()}
+    for text in augment.augment_texts(ag_texts, copies=2, seed=0):
+        assert set(text.split()) <= corpus
+
+
+def test_deletion_shortens_and_ngrams_are_windows_of_the_text(ag_texts):
+    dropped = augment.augment_texts(ag_texts, copies=1, seed=0, drop_prob=0.5, swap_prob=0, ngram_prob=0)
+    assert np.mean([len(t.split()) for t in dropped]) < 0.7 * np.mean([len(t.split()) for t in ag_texts])
+    windows = augment.augment_texts(ag_texts[:50], copies=1, seed=0, drop_prob=0, swap_prob=0, ngram_prob=1)
+    originals = [" " + " ".join(t.split()) + " " for t in ag_texts[:50]]
+    assert windows and all(any(" " + w + " " in o for o in originals) for w in windows)
+
+
+def test_no_copies_asked_or_possible():
+    assert augment.augment_texts(["a fine film"], copies=0) == []
+    assert augment.augment_texts(["a fine film"], copies=5, drop_prob=1.0) == []  # every word deleted
+    assert augment.augment_texts([], copies=5) == []
+
+
+def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_dir, sst2_splits, transfer_logits):
+    splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:200])
+    logits = dict(transfer_logits, unlabelled=transfer_logits["unlabelled"][:200])
+    size = len(splits.labelled_texts) + len(splits.unlabelled_texts)
+    config = training.DistillConfig(augment_to=2 * size)
+    grown, grown_logits = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, config)
+    extra = grown.unlabelled_texts[200:]
+    # One copy of each text, less those no perturbation changed (short SST-2 phrases often).
+    assert 0.5 * size < len(extra) <= size
+    assert np.array_equal(grown.labelled_texts, splits.labelled_texts)
+    assert grown_logits["unlabelled"].shape == (len(grown.unlabelled_texts), splits.num_classes)
+    np.testing.assert_allclose(grown_logits["unlabelled"][:200], logits["unlabelled"])
+    # The copies' logits are the teacher's own.
+    np.testing.assert_allclose(
+        grown_logits["unlabelled"][200:264], teacher_lib.logits(teacher, list(extra[:64]), verbose=False), atol=1e-4
+    )
+    unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, training.DistillConfig())
+    assert unchanged[0] is splits and unchanged[1] is logits
