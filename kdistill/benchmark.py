@@ -574,6 +574,27 @@ def goals_table(results):
             for mode in TEACHER_MODES:
                 speedup = r[f"{teacher}_speedup_{mode}_ids"]
                 goal(f"batch-1 speed-up over {label} >= {bar}x ({mode}, token ids in on both sides)",
-                     f"{speedup:.0f}x (student text-in: {r[f'{teacher}_speedup_{mode}']:.0f}x)", speedup >= bar)
+                     f"{speedup:.0f}x (student text-in: {r[f'{teacher}_speedup_{mode}']:.0f}x)"
+                     + ("" if speedup >= bar else _fastest_variant(results, teacher, mode, bar)), speedup >= bar)
     return ["| goal | measured | met |", "| --- | --- | --- |"] + rows
+
+
+def _fastest_variant(results, teacher, mode, bar):
+    """What the cheapest ablation student that reaches `bar` gave up for it, as a clause of the goals table."""
+    defaults = {(r["task"], r["num_labels"], r["seed"]): r
+                for r in results["quality"] + results.get("ablation_defaults", [])}
+    teacher_ms = results["cost"][teacher][mode]["latency_ms_p50"]
+    fast = sorted(
+        (r for r in results.get("ablations", [])
+         if mode in r.get("latency_ms_p50", {}) and teacher_ms / r["latency_ms_p50"][mode] >= bar
+         and (r["task"], r["num_labels"], r["seed"]) in defaults),
+        key=lambda r: (r["task"], -r["student_acc"]),
+    )
+    clauses = []
+    for task in dict.fromkeys(r["task"] for r in fast):
+        best = next(r for r in fast if r["task"] == task)  # the most accurate variant fast enough
+        base = defaults[(best["task"], best["num_labels"], best["seed"])]
+        clauses.append(f"{best['variant']}: {teacher_ms / best['latency_ms_p50'][mode]:.0f}x at "
+                       f"{100 * (best['student_acc'] - base['student_acc']):+.2f} points on {task}")
+    return "; met by ablation students (one seed): " + "; ".join(clauses) if clauses else ""
 

@@ -1,7 +1,7 @@
 """The convolutional student of Chia et al. (2018): small, fast, text in and logits out.
 
 WordPiece ids -> embeddings -> parallel Conv1D branches of several kernel
-widths -> max over time (padding masked out) -> dense logits. The student owns
+widths -> max (and by default mean) over time, padding masked out -> dense logits. The student owns
 its tokenizer (`StudentTokenizer`), so it is called on raw strings like the
 teacher, and the same config that built it is saved with it.
 
