@@ -25,6 +25,7 @@ import datetime
 import hashlib
 import os
 import platform
+import tempfile
 import time
 
 import keras
@@ -156,27 +157,27 @@ def ablation_cells(specs, task, num_labels, seed, run_dir, configs, names, laten
     rows, defaults, texts = [], {}, {}
     for name, overrides in ABLATIONS.items():
         overrides = dict(overrides)
-        cell = (overrides.pop("task", task), overrides.pop("num_labels", num_labels), seed)
-        if name not in names or cell[0] not in specs:
+        at_task, at_n = overrides.pop("task", task), overrides.pop("num_labels", num_labels)
+        if name not in names or at_task not in specs:
             continue
-        dataset = specs[cell[0]]
-        if cell[0] not in texts:
-            texts[cell[0]] = list(pipeline.load_splits(dataset, cell[1], seed, max_unlabelled=0).dev_texts[:latency_rows])
+        cell = (at_task, at_n, seed)
+        if at_task not in texts:
+            dev = pipeline.load_splits(specs[at_task], at_n, seed, max_unlabelled=0).dev_texts
+            texts[at_task] = list(dev[:latency_rows])
         if cell not in defaults:
-            defaults[cell] = quality_cell(*cell[:1], dataset, *cell[1:], run_dir, configs)
+            defaults[cell] = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs)
             defaults[cell]["latency_ms_p50"] = student_latency_ms(
-                os.path.join(_cell_dir(run_dir, *cell), "student"), texts[cell[0]])
-        row = quality_cell(*cell[:1], dataset, *cell[1:], run_dir, configs, variant=name, overrides=overrides)
-        row["latency_ms_p50"] = student_latency_ms(os.path.join(_cell_dir(run_dir, *cell, name), "student"), texts[cell[0]])
+                os.path.join(_cell_dir(run_dir, *cell), "student"), texts[at_task])
+        row = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs, variant=name, overrides=overrides)
+        row["latency_ms_p50"] = student_latency_ms(
+            os.path.join(_cell_dir(run_dir, *cell, name), "student"), texts[at_task])
         rows.append(row)
     return rows, list(defaults.values())
 
 
 def student_latency_ms(student_dir, texts):
     """Median batch-1 LiteRT latency (ms, token ids in, one thread) of the saved student, per mode in
-    `LATENCY_MODES`; measured once per saved model and cached beside it."""
-    import tempfile
-
+    `LATENCY_MODES`; measured once per saved model and timed texts, and cached beside it."""
     from export import latency, runtime, tflite
 
     model_path = os.path.join(student_dir, pipeline.STUDENT_FILE)
