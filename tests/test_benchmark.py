@@ -29,7 +29,10 @@ def test_quality_cell_measures_all_three_models_and_is_cached(tmp_path, capsys):
         {"ag_news": AG_NEWS}, "ag_news", 40, 0, str(tmp_path), TINY, ["separable", "alpha_0"], latency_rows=5)
     assert [r["variant"] for r in variants] == ["alpha_0", "separable"]
     assert variants[0]["teacher_acc"] == row["teacher_acc"] and defaults[0]["student_acc"] == row["student_acc"]
-    assert "[separable]" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "[separable]" in out
+    # alpha leaves the labels-only baseline as it was: only the separable student trains one again.
+    assert variants[0]["labels_only_acc"] == row["labels_only_acc"] and out.count("[labels-only]") == 1
     for r in variants + defaults:
         assert set(r["latency_ms_p50"]) == set(benchmark.LATENCY_MODES)
         assert all(0 < ms < 50 for ms in r["latency_ms_p50"].values())
