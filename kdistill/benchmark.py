@@ -443,8 +443,15 @@ def _markdown(results, summary, plots, notes):
             "",
             "Earlier runs of this table (older recipes, see the git history of this file) measured alpha, MSE, "
             "random embeddings, the full vocabulary, separable convolutions and the [CLS] teacher head; "
-            "`--ablations=<name>,...` reruns any variant in `kdistill.benchmark.ABLATIONS`. Not measured yet: early "
-            "stopping of the teacher on a held-out slice of the N labels; dilated convolutions; "
+            "`--ablations=<name>,...` reruns any variant in `kdistill.benchmark.ABLATIONS`.",
+            "",
+            "A wider sweep, [SWEEP.md](SWEEP.md) (`scripts/student_sweep.py`), distils dozens of student variants "
+            "from the same cached N=1000 teachers on both tasks and both seeds: dropout, epochs, learning rate, "
+            "batch size, alpha, temperature, MSE, augmentation, embedding width, vocabulary, filters, kernel "
+            "widths, a hidden layer, dilated residual and stacked convolutions. Its first lines say how close "
+            "the best of them come to the teacher.",
+            "",
+            "Not measured yet: early stopping of the teacher on a held-out slice of the N labels; "
             "part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws replacement words from "
             "the corpus instead).",
         ]
