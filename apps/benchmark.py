@@ -29,6 +29,7 @@ flags.DEFINE_integer("latency_rows", 200, "Dev sentences timed at batch 1 for ea
 flags.DEFINE_list("ablations", list(benchmark.DEFAULT_ABLATIONS), "One-change-at-a-time variants of the recipe to run "
                   "(largest N unless the variant names one, first seed); names from kdistill.benchmark.ABLATIONS, empty for none.")
 flags.DEFINE_string("ablation_task", "sst2", "The task the ablations run on.")
+flags.DEFINE_list("ablation_seeds", None, "Seeds each ablation runs with (default: all of --seeds).")
 FLAGS = flags.FLAGS
 
 
@@ -51,9 +52,10 @@ def main(argv):
     ]
     results = {"quality": rows}
     if FLAGS.ablations:
-        n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
+        n = max(int(n) for n in FLAGS.num_labels)
+        seeds = [int(seed) for seed in FLAGS.ablation_seeds or FLAGS.seeds]
         results["ablations"], results["ablation_defaults"] = benchmark.ablation_cells(
-            specs, FLAGS.ablation_task, n, seed, FLAGS.out_dir, configs, FLAGS.ablations,
+            specs, FLAGS.ablation_task, n, seeds, FLAGS.out_dir, configs, FLAGS.ablations,
             latency_rows=FLAGS.latency_rows,
         )
     if FLAGS.cost:

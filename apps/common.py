@@ -29,6 +29,9 @@ def define_teacher_flags():
                          "Fine-tune the teacher for at least this many updates (more epochs when labels are few).")
     flags.DEFINE_float("teacher_learning_rate", defaults.learning_rate, "Teacher peak learning rate.")
     flags.DEFINE_integer("teacher_batch_size", defaults.batch_size, "Teacher fine-tuning batch size.")
+    flags.DEFINE_float("teacher_validation_fraction", defaults.validation_fraction,
+                       "Hold out this fraction of the labels and stop fine-tuning at the epoch that scores them best "
+                       "(0: train on all labels for every epoch).")
     flags.DEFINE_integer("max_seq_length", defaults.sequence_length, "Teacher's maximum sequence length.")
     flags.DEFINE_enum("teacher_pooling", defaults.pooling, ["mean", "cls"],
                       "Teacher head: mean of the token vectors, or keras-hub's [CLS] pooler.")
@@ -78,7 +81,7 @@ def teacher_dir():
 def teacher_config():
     return pipeline.TeacherConfig(
         handle=FLAGS.teacher, epochs=FLAGS.teacher_epochs, min_steps=FLAGS.teacher_min_steps,
-        learning_rate=FLAGS.teacher_learning_rate,
+        learning_rate=FLAGS.teacher_learning_rate, validation_fraction=FLAGS.teacher_validation_fraction,
         batch_size=FLAGS.teacher_batch_size, sequence_length=FLAGS.max_seq_length, pooling=FLAGS.teacher_pooling,
     )
 

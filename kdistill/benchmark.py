@@ -75,6 +75,12 @@ ABLATIONS = {
     "kernels_3_ag_news": {"kernel_sizes": (3,), "task": "ag_news"},
     "teacher_cls_pooling": {"teacher_pooling": "cls"},  # keras-hub's [CLS] head: its own teacher and logits
     "teacher_cls_pooling_n100": {"teacher_pooling": "cls", "num_labels": 100},  # where the head matters most
+    # 10% of the N labels held out; fine-tuning stops at the epoch that scores them best.
+    "teacher_early_stopping": {"teacher_validation_fraction": 0.1},
+    "teacher_early_stopping_ag_news": {"teacher_validation_fraction": 0.1, "task": "ag_news"},
+    # All N labels, two epochs: is it the shorter fine-tuning that early stopping's gain comes from?
+    "teacher_2_epochs": {"teacher_epochs": 2, "teacher_min_steps": 0},
+    "teacher_2_epochs_ag_news": {"teacher_epochs": 2, "teacher_min_steps": 0, "task": "ag_news"},
     # Perturbed copies (augment.py) labelled by the teacher: SST-2's 67k texts plus 45k copies
     # (a perturbation often leaves a short phrase unchanged), AG News' 4,000 plus 16,000.
     "augment_134k": {"augment_to": 134_000},
@@ -91,7 +97,8 @@ ABLATIONS = {
 DEFAULT_ABLATIONS = (
     "temperature_4", "kernels_2_3_filters_96", "kernels_2_3_filters_64", "kernels_3", "augment_134k",
     "kernels_2_3_filters_96_ag_news", "kernels_2_3_filters_64_ag_news", "kernels_3_ag_news", "augment_20k_ag_news",
-    "16_epochs_ag_news", "sequence_128_ag_news",
+    "16_epochs_ag_news", "sequence_128_ag_news", "teacher_early_stopping", "teacher_early_stopping_ag_news",
+    "teacher_2_epochs", "teacher_2_epochs_ag_news",
 )
 
 
@@ -110,7 +117,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     if configs.teacher != default_teacher:  # a teacher variant trains and labels with its own teacher
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
-    key = repr((dataset, num_labels, seed, configs.max_unlabelled, dataclasses.asdict(configs.teacher),
+    key = repr((dataset, num_labels, seed, configs.max_unlabelled, pipeline.cache_fields(configs.teacher),
                 dataclasses.asdict(configs.student), dataclasses.asdict(distill_config)))
     cell_path = os.path.join(cell_dir, "cell.json")
     name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
@@ -161,8 +168,8 @@ def _cell_dir(run_dir, task, num_labels, seed, variant=None):
     return os.path.join(cell_dir, "variants", _slug(variant)) if variant else cell_dir
 
 
-def ablation_cells(specs, task, num_labels, seed, run_dir, configs, names, latency_rows=200):
-    """The `ABLATIONS` in `names`, each on `task` at `num_labels` unless it names its own task or N.
+def ablation_cells(specs, task, num_labels, seeds, run_dir, configs, names, latency_rows=200):
+    """The `ABLATIONS` in `names`, each on `task` at `num_labels` unless it names its own task or N, once per seed.
 
     `specs` maps task names to datasets; a variant whose task is not among them is
     skipped. Returns the variants' rows and the default recipe's rows they are
@@ -175,18 +182,19 @@ def ablation_cells(specs, task, num_labels, seed, run_dir, configs, names, laten
         at_task, at_n = overrides.pop("task", task), overrides.pop("num_labels", num_labels)
         if name not in names or at_task not in specs:
             continue
-        cell = (at_task, at_n, seed)
-        if at_task not in texts:
-            dev = pipeline.load_splits(specs[at_task], at_n, seed, max_unlabelled=0).dev_texts
-            texts[at_task] = list(dev[:latency_rows])
-        if cell not in defaults:
-            defaults[cell] = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs)
-            defaults[cell]["latency_ms_p50"] = student_latency_ms(
-                os.path.join(_cell_dir(run_dir, *cell), "student"), texts[at_task])
-        row = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs, variant=name, overrides=overrides)
-        row["latency_ms_p50"] = student_latency_ms(
-            os.path.join(_cell_dir(run_dir, *cell, name), "student"), texts[at_task])
-        rows.append(row)
+        for seed in seeds:
+            cell = (at_task, at_n, seed)
+            if at_task not in texts:
+                dev = pipeline.load_splits(specs[at_task], at_n, seed, max_unlabelled=0).dev_texts
+                texts[at_task] = list(dev[:latency_rows])
+            if cell not in defaults:
+                defaults[cell] = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs)
+                defaults[cell]["latency_ms_p50"] = student_latency_ms(
+                    os.path.join(_cell_dir(run_dir, *cell), "student"), texts[at_task])
+            row = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs, variant=name, overrides=overrides)
+            row["latency_ms_p50"] = student_latency_ms(
+                os.path.join(_cell_dir(run_dir, *cell, name), "student"), texts[at_task])
+            rows.append(row)
     return rows, list(defaults.values())
 
 
@@ -451,9 +459,8 @@ def _markdown(results, summary, plots, notes):
             "widths, a hidden layer, dilated residual and stacked convolutions. Its first lines say how close "
             "the best of them come to the teacher.",
             "",
-            "Not measured yet: early stopping of the teacher on a held-out slice of the N labels; "
-            "part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws replacement words from "
-            "the corpus instead).",
+            "Not measured yet: part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws "
+            "replacement words from the corpus instead).",
         ]
     cost = results.get("cost")
     if cost:
@@ -469,21 +476,41 @@ def _default_cells(results):
     return {(r["task"], r["num_labels"], r["seed"]): r for r in results["quality"] + results.get("ablation_defaults", [])}
 
 
-def _ablation_markdown(results):
-    rows = results["ablations"]
+def _ablation_groups(results):
+    """The ablation rows by (variant, task, N), seeds in order, each with the default rows of the same seeds."""
     defaults = _default_cells(results)
+    groups = {}
+    for r in results.get("ablations", []):
+        groups.setdefault((r["variant"], r["task"], r["num_labels"]), []).append(r)
+    return [
+        (variant, sorted(group, key=lambda r: r["seed"]),
+         [defaults.get((r["task"], r["num_labels"], r["seed"])) for r in sorted(group, key=lambda r: r["seed"])])
+        for (variant, _, _), group in groups.items()
+    ]
+
+
+def _mean_delta(rows, bases):
+    """Mean over seeds of the distilled accuracy minus the default's (points), or None without defaults."""
+    pairs = [(r, b) for r, b in zip(rows, bases) if b]
+    return 100 * float(np.mean([r["student_acc"] - b["student_acc"] for r, b in pairs])) if pairs else None
+
+
+def _ablation_markdown(results):
+    groups = _ablation_groups(results)
+    seeds = sorted({r["seed"] for r in results["ablations"]})
     lines = [
         "",
         "## What each idea is worth",
         "",
-        f"One change at a time to the default recipe, seed {rows[0]['seed']}, each beside "
-        "the default recipe's cell of the same task and N; every variant shares that cell's teacher and its logits unless "
-        "it changes the teacher. Single runs: on this 2-core CPU, TensorFlow is not bit-deterministic across "
+        f"One change at a time to the default recipe, seed{'s' if len(seeds) > 1 else ''} "
+        f"{' and '.join(map(str, seeds))} (values per seed, separated by /), each beside "
+        "the default recipe's cell of the same task, N and seed; every variant shares that cell's teacher and its logits "
+        "unless it changes the teacher. On this 2-core CPU, TensorFlow is not bit-deterministic across "
         "processes and identical settings have been seen to differ by up to 2 points, so read differences "
-        "under about 1.5 points as noise.",
+        "under about 1.5 points in one seed as noise.",
         "",
-        "Latency: the variant's student, token ids in, LiteRT batch-1 median over dev sentences, one thread "
-        "(as in the cost table); the speed-up is over the MiniLM teacher in the same mode.",
+        "Latency: the variant's student (first seed), token ids in, LiteRT batch-1 median over dev sentences, one "
+        "thread (as in the cost table); the speed-up is over the MiniLM teacher in the same mode.",
         "",
         "| variant | change | task | N | teacher | distilled | vs default | labels-only | agreement | "
         "float32 µs (speed-up) | dynamic µs (speed-up) |",
@@ -498,21 +525,28 @@ def _ablation_markdown(results):
             if latency and m in latency else "" for m in LATENCY_MODES
         )
 
-    cells = list(dict.fromkeys((r["task"], r["num_labels"], r["seed"]) for r in rows))
+    def per_seed(rows, key):
+        return " / ".join(f"{100 * r[key]:.2f}" for r in rows)
+
+    def measured(rows):
+        return (f"{per_seed(rows, 'teacher_acc')} | {per_seed(rows, 'student_acc')}", per_seed(rows, "labels_only_acc"),
+                f"{100 * np.mean([r['agreement'] for r in rows]):.1f}% | {latency_cells(rows[0].get('latency_ms_p50'))}")
+
     shown = set()
-    for r in sorted(rows, key=lambda r: cells.index((r["task"], r["num_labels"], r["seed"]))):
-        cell = (r["task"], r["num_labels"], r["seed"])
-        base = defaults.get(cell)
-        if base and cell not in shown:
+    order = list(dict.fromkeys((rows[0]["task"], rows[0]["num_labels"]) for _, rows, _ in groups))
+    for variant, rows, bases in sorted(groups, key=lambda g: order.index((g[1][0]["task"], g[1][0]["num_labels"]))):
+        task, n = rows[0]["task"], rows[0]["num_labels"]
+        known = [b for b in bases if b]
+        cell = (task, n, tuple(b["seed"] for b in known))
+        if known and cell not in shown:
             shown.add(cell)
-            lines.append(f"| default recipe | | {r['task']} | {r['num_labels']} | {100 * base['teacher_acc']:.2f} | "
-                         f"{100 * base['student_acc']:.2f} | | {100 * base['labels_only_acc']:.2f} | "
-                         f"{100 * base['agreement']:.1f}% | {latency_cells(base.get('latency_ms_p50'))} |")
-        change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(r["variant"], {}).items() if k not in ("num_labels", "task"))
-        delta = f"{100 * (r['student_acc'] - base['student_acc']):+.2f}" if base else ""
-        lines.append(f"| {r['variant']} | `{change}` | {r['task']} | {r['num_labels']} | {100 * r['teacher_acc']:.2f} | "
-                     f"{100 * r['student_acc']:.2f} | {delta} | {100 * r['labels_only_acc']:.2f} | "
-                     f"{100 * r['agreement']:.1f}% | {latency_cells(r.get('latency_ms_p50'))} |")
+            accuracies, labels_only, rest = measured(known)
+            lines.append(f"| default recipe | | {task} | {n} | {accuracies} | | {labels_only} | {rest} |")
+        change = ", ".join(f"{k}={v}" for k, v in ABLATIONS.get(variant, {}).items() if k not in ("num_labels", "task"))
+        deltas = [f"{100 * (r['student_acc'] - b['student_acc']):+.2f}" for r, b in zip(rows, bases) if b]
+        delta = " / ".join(deltas) + (f" (mean {_mean_delta(rows, bases):+.2f})" if len(deltas) > 1 else "")
+        accuracies, labels_only, rest = measured(rows)
+        lines.append(f"| {variant} | `{change}` | {task} | {n} | {accuracies} | {delta} | {labels_only} | {rest} |")
     return lines
 
 
@@ -612,20 +646,18 @@ def goals_table(results):
 
 
 def _fastest_variant(results, teacher, mode, bar):
-    """Per task, the most accurate ablation student that reaches `bar`, and what it gave up for it."""
-    defaults = _default_cells(results)
+    """Per task, the most accurate ablation student (mean over its seeds) that reaches `bar`, and what it gave up."""
     teacher_ms = results["cost"][teacher][mode]["latency_ms_p50"]
     fast = sorted(
-        (r for r in results.get("ablations", [])
-         if mode in r.get("latency_ms_p50", {}) and teacher_ms / r["latency_ms_p50"][mode] >= bar
-         and (r["task"], r["num_labels"], r["seed"]) in defaults),
-        key=lambda r: (r["task"], -r["student_acc"]),
+        ((variant, rows, _mean_delta(rows, bases)) for variant, rows, bases in _ablation_groups(results)
+         if mode in rows[0].get("latency_ms_p50", {}) and teacher_ms / rows[0]["latency_ms_p50"][mode] >= bar
+         and _mean_delta(rows, bases) is not None),
+        key=lambda g: (g[1][0]["task"], -g[2]),
     )
     clauses = []
-    for task in dict.fromkeys(r["task"] for r in fast):
-        best = next(r for r in fast if r["task"] == task)  # the most accurate variant fast enough
-        base = defaults[(best["task"], best["num_labels"], best["seed"])]
-        clauses.append(f"{best['variant']}: {teacher_ms / best['latency_ms_p50'][mode]:.0f}x at "
-                       f"{100 * (best['student_acc'] - base['student_acc']):+.2f} points on {task}")
-    return "; met by ablation students (one seed): " + "; ".join(clauses) if clauses else ""
-
+    for task in dict.fromkeys(rows[0]["task"] for _, rows, _ in fast):
+        variant, rows, delta = next(g for g in fast if g[1][0]["task"] == task)  # the most accurate fast enough
+        seeds = f"{len(rows)} seed{'s' if len(rows) > 1 else ''}"
+        clauses.append(f"{variant}: {teacher_ms / rows[0]['latency_ms_p50'][mode]:.0f}x at "
+                       f"{delta:+.2f} points on {task} ({seeds})")
+    return "; met by ablation students: " + "; ".join(clauses) if clauses else ""

@@ -88,11 +88,17 @@ def fine_tune(
     callbacks=None,
     verbose="auto",
     backup_dir=None,
+    validation=None,
+    patience=2,
 ):
     """Fine-tunes every weight of `teacher` on the labelled texts, length-bucketed.
 
-    With `backup_dir` the training state is saved there after every epoch, and the
-    same call after an interruption continues from the last finished epoch.
+    With `validation` (texts, labels held out of `texts`) the held-out rows are scored
+    after every epoch; training stops once their accuracy has not improved for `patience`
+    epochs, and the teacher keeps the weights of its best epoch (`teacher.history` has the
+    scores). With `backup_dir` the training state is saved there after every epoch, and the
+    same call after an interruption continues from the last finished epoch (the early-stopping
+    record starts again from there).
     """
     labels = np.asarray(labels, dtype=np.int32)
     callbacks = list(callbacks or [])
@@ -116,10 +122,24 @@ def fine_tune(
         signature=_batch_signature(with_labels=True),
         num_batches=steps_per_epoch,
     )
+    validation_data = None
+    if validation is not None:
+        held_out = _tokenize(teacher, validation[0])
+        held_out_labels = np.asarray(validation[1], dtype=np.int32)
+        validation_data = io.epoch_dataset(
+            # Any fixed order: only the score over all held-out rows counts.
+            lambda: _bucketed_batches(held_out, batch_size, np.random.default_rng(0), labels=held_out_labels),
+            signature=_batch_signature(with_labels=True),
+            num_batches=int(np.ceil(len(held_out_labels) / batch_size)),
+        )
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor="val_sparse_categorical_accuracy", mode="max", patience=patience, restore_best_weights=True
+        ))
     with _pretokenized(teacher), warnings.catch_warnings():
         # A mean-pooled head leaves the backbone's [CLS] pooler out of the loss, and Keras says so every step.
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
-        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose))
+        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, validation_data=validation_data,
+                    verbose=progress.keras_verbose(verbose))
     # The teacher is frozen from here on; its AdamW moments would triple the saved file.
     teacher.optimizer = None
     teacher.compiled = False

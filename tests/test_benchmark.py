@@ -26,7 +26,7 @@ def test_quality_cell_measures_all_three_models_and_is_cached(tmp_path, capsys):
 
     # An ablation shares the cell's teacher and logits, and prices its student beside the default one.
     variants, defaults = benchmark.ablation_cells(
-        {"ag_news": AG_NEWS}, "ag_news", 40, 0, str(tmp_path), TINY, ["separable", "alpha_0"], latency_rows=5)
+        {"ag_news": AG_NEWS}, "ag_news", 40, [0], str(tmp_path), TINY, ["separable", "alpha_0"], latency_rows=5)
     assert [r["variant"] for r in variants] == ["alpha_0", "separable"]
     assert variants[0]["teacher_acc"] == row["teacher_acc"] and defaults[0]["student_acc"] == row["student_acc"]
     out = capsys.readouterr().out
@@ -96,6 +96,19 @@ def test_ablations_are_reported_against_the_default_cell(tmp_path):
     assert "| 120.0 (120x) | 25.0 (116x) |" in text and "| 30.0 (480x) | 25.0 (116x) |" in text
 
 
+def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain():
+    rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.78), _row("sst2", 1000, 1, 0.83, 0.71, 0.81)]
+    ablations = [dict(_row("sst2", 1000, seed, 0.82, 0.70, acc), variant="temperature_4",
+                      latency_ms_p50={"float32": 0.070, "dynamic": 0.027}) for seed, acc in ((1, 0.80), (0, 0.79))]
+    defaults = [dict(r, latency_ms_p50={"float32": 0.070, "dynamic": 0.027}) for r in rows]
+    results = {"quality": rows, "ablations": ablations, "ablation_defaults": defaults}
+    text = "\n".join(benchmark._ablation_markdown(results))
+    assert "seeds 0 and 1" in text
+    assert "| default recipe | | sst2 | 1000 | 82.00 / 83.00 | 78.00 / 81.00 | | 70.00 / 71.00 | 90.0% |" in text
+    assert ("| temperature_4 | `temperature=4.0` | sst2 | 1000 | 82.00 / 82.00 | 79.00 / 80.00 | +1.00 / -1.00 (mean +0.00) "
+            "| 70.00 / 70.00 | 90.0% |") in text
+
+
 def test_ablation_overrides_change_one_field():
     configs = benchmark._override(TINY, {"alpha": 0.5, "vocabulary_size": 0})
     assert (configs.distill.alpha, configs.student.vocabulary_size) == (0.5, 0)
@@ -122,8 +135,8 @@ def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it():
     results = {"quality": [default], "ablations": [fast, faster], "ablation_defaults": [], "cost": cost}
     goals = {line.split(" | ")[0]: line for line in benchmark.goals_table(results)}
     # float32: both variants reach 300x; the more accurate one is named. dynamic: only kernels_3 does.
-    assert "kernels_2_3_filters_96: 636x at -0.50 points on sst2 | **no** |" in goals[
+    assert "kernels_2_3_filters_96: 636x at -0.50 points on sst2 (1 seed) | **no** |" in goals[
         "| batch-1 speed-up over MiniLM >= 300x (float32, token ids in on both sides)"]
-    assert "kernels_3: 350x at -1.50 points on sst2 | **no** |" in goals[
+    assert "kernels_3: 350x at -1.50 points on sst2 (1 seed) | **no** |" in goals[
         "| batch-1 speed-up over MiniLM >= 300x (dynamic, token ids in on both sides)"]
     assert "ablation" not in goals["| batch-1 speed-up over BERT-base >= 1000x (dynamic, token ids in on both sides)"]

@@ -56,3 +56,33 @@ def test_teacher_round_trips_through_keras_file(teacher, teacher_dir, sst2_split
     np.testing.assert_allclose(
         teacher_lib.logits(again, texts, verbose=False), teacher_lib.logits(teacher, texts, verbose=False), atol=1e-5
     )
+
+
+def test_early_stopping_keeps_the_best_epoch_on_held_out_labels(sst2_splits, tmp_path):
+    from kdistill import pipeline
+
+    config = pipeline.TeacherConfig(epochs=3, min_steps=0, sequence_length=64, validation_fraction=0.25)
+    model, metrics = pipeline.train_or_reuse_teacher(sst2_splits, str(tmp_path), config, seed=0)
+    assert metrics["teacher_validation_rows"] == 75  # a quarter of the 300 labels, class shares kept
+    assert 1 <= metrics["teacher_best_epoch"] <= metrics["teacher_epochs_run"] <= 3
+    # The saved teacher is the best epoch's: it scores the held-out rows as that epoch did.
+    _, _, (held_texts, held_labels) = pipeline._teacher_rows(sst2_splits, 0.25, 0)
+    held_acc = accuracy(teacher_lib.logits(model, held_texts, verbose=False), held_labels)
+    assert abs(held_acc - metrics["teacher_validation_acc"]) <= 1 / 75 + 1e-9
+    assert metrics["teacher_dev_acc"] > 0.65
+    # The held-out rows changed the teacher's cache key; the default config's key is what it always was.
+    assert pipeline._teacher_key(sst2_splits, config, 0) != pipeline._teacher_key(
+        sst2_splits, pipeline.TeacherConfig(epochs=3, min_steps=0, sequence_length=64), 0)
+    assert "validation_fraction" not in pipeline.cache_fields(pipeline.TeacherConfig(validation_fraction=0.0))
+
+
+def test_a_validation_fraction_that_leaves_nothing_to_train_on_is_refused(sst2_splits):
+    import pytest
+
+    from kdistill import pipeline
+    from kdistill.errors import KdistillError
+
+    with pytest.raises(KdistillError, match="--teacher_validation_fraction=1.0: cannot hold out 300 of 300 labels"):
+        pipeline._teacher_rows(sst2_splits, 1.0, 0)
+    texts, labels, (held_texts, held_labels) = pipeline._teacher_rows(sst2_splits, 0.1, 0)
+    assert len(held_labels) == 30 and len(labels) == 270 and not set(held_texts) & set(texts)
