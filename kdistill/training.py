@@ -54,7 +54,7 @@ class DistillConfig:
     epochs: int = 4  # SST-2, N=1000: dev accuracy peaks at 2-4 epochs over 67k texts
     # A small transfer set makes few updates in `epochs`: AG News' 4,000 texts make 128 in 4
     # epochs. Train for at least this many updates (0 = `epochs` alone). Off: 16 epochs on AG
-    # News N=1000 gave +0.1 points.
+    # News N=1000 gave -0.25 points (mean of seeds 0 and 1, docs/RESULTS.md).
     min_steps: int = 0
     batch_size: int = 128
     learning_rate: float = 2e-3
@@ -66,7 +66,7 @@ class DistillConfig:
     # Perturbed copies of the transfer texts (augment.py) are added, labelled by the teacher,
     # until the transfer set holds about this many texts (0 = never). Off: one copy of SST-2's
     # 67k texts gave +0.86 points (N=1000, mean of 2 seeds) for 45k more texts to label, four
-    # copies of AG News' 4,000 gave -0.3.
+    # copies of AG News' 4,000 gave -0.25 (mean of 2 seeds).
     augment_to: int = 0
     seed: int = 0
 
