@@ -60,6 +60,19 @@ def define_student_flags():
                       "Pool each convolution over the text by its max, or by its max and its mean.")
     flags.DEFINE_enum("init_embeddings", student.init_embeddings, ["teacher", "random"],
                       "Start the student's embeddings from a PCA of the teacher's, or at random.")
+    flags.DEFINE_enum("architecture", student.architecture, list(student_lib.ARCHITECTURES),
+                      "Convolutions: parallel widths, a dilated residual stack, or parallel widths with one more "
+                      "convolution over them.")
+    flags.DEFINE_list("dilations", [str(d) for d in student.dilations], "Dilation rates (--architecture=dilated).")
+    flags.DEFINE_integer("hidden_units", student.hidden_units, "A ReLU layer of this width before the logits (0 = none).")
+    flags.DEFINE_float("weight_decay", distill.weight_decay, "AdamW weight decay while distilling (0 = Adam).")
+    flags.DEFINE_float("vector_weight", distill.vector_weight, "Weight of matching the teacher's sentence vector from "
+                       "the student's pooled features (cosine; 0 = off).")
+    flags.DEFINE_integer("fine_tune_epochs", distill.fine_tune_epochs,
+                         "Epochs on the gold labels alone after distillation (0 = none).")
+    flags.DEFINE_float("fine_tune_learning_rate", distill.fine_tune_learning_rate, "Learning rate of --fine_tune_epochs.")
+    flags.DEFINE_integer("transfer_pool", distill.transfer_pool,
+                         "Distil from a seeded sample of this many unlabelled texts (0 = all).")
 
 
 def default_dataset():
@@ -92,6 +105,8 @@ def student_config():
         embedding_dim=FLAGS.embedding_dim, filters=FLAGS.filters,
         kernel_sizes=tuple(int(k) for k in FLAGS.kernel_sizes), dropout=FLAGS.dropout,
         separable=FLAGS.separable, pooling=FLAGS.pooling, init_embeddings=FLAGS.init_embeddings,
+        architecture=FLAGS.architecture, dilations=tuple(int(d) for d in FLAGS.dilations),
+        hidden_units=FLAGS.hidden_units,
     )
 
 
@@ -100,6 +115,8 @@ def distill_config():
         epochs=FLAGS.epochs, min_steps=FLAGS.min_steps, batch_size=FLAGS.batch_size, learning_rate=FLAGS.learning_rate,
         alpha=FLAGS.alpha, temperature=FLAGS.temperature, distillation_loss=FLAGS.distillation_loss,
         augment_to=FLAGS.augment_to, seed=getattr(FLAGS, "seed", 0),  # the benchmark sets seeds per cell instead
+        weight_decay=FLAGS.weight_decay, vector_weight=FLAGS.vector_weight, fine_tune_epochs=FLAGS.fine_tune_epochs,
+        fine_tune_learning_rate=FLAGS.fine_tune_learning_rate, transfer_pool=FLAGS.transfer_pool,
     )
 
 

@@ -73,11 +73,9 @@ def main(argv):
                 strategy=strategy, shuffle_buffer=FLAGS.shuffle_buffer,
             )
         else:
-            splits, logits = pipeline.augment_transfer_set(
-                teacher, common.teacher_dir(), splits, logits, common.distill_config()
-            )
+            splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, common.distill_config())
             pipeline.distill_student(
-                teacher, logits, splits, out_dir, common.student_config(), common.distill_config()
+                teacher, targets, splits, out_dir, common.student_config(), common.distill_config()
             )
     distribute.barrier(strategy)  # the chief leaves last
     distribute.discard_worker_dir(student_dir, strategy)

@@ -118,7 +118,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
     key = repr((dataset, num_labels, seed, configs.max_unlabelled, pipeline.cache_fields(configs.teacher),
-                dataclasses.asdict(configs.student), dataclasses.asdict(distill_config)))
+                pipeline.cache_fields(configs.student), pipeline.cache_fields(distill_config)))
     cell_path = os.path.join(cell_dir, "cell.json")
     name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
     if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:
@@ -128,17 +128,16 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     start = time.time()
     splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
     teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed)
-    logits = pipeline.label(teacher, teacher_dir, splits)
+    transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config)
     if variant and _same_baseline(configs, default_configs):
         default_row = quality_cell(task, dataset, num_labels, seed, run_dir, default_configs)
         baseline = {"student_dev_acc": default_row["labels_only_acc"]}
     else:
         _, baseline = pipeline.train_labels_only(
-            teacher, splits, os.path.join(cell_dir, "labels_only"), configs.student, distill_config, logits["dev"]
+            teacher, splits, os.path.join(cell_dir, "labels_only"), configs.student, distill_config, targets["dev"]
         )
-    transfer_splits, transfer_logits = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config)
     _, distilled = pipeline.distill_student(
-        teacher, transfer_logits, transfer_splits, os.path.join(cell_dir, "student"), configs.student, distill_config
+        teacher, targets, transfer_splits, os.path.join(cell_dir, "student"), configs.student, distill_config
     )
     row = {
         "task": task,

@@ -179,18 +179,45 @@ def _check_classes(path, what, num_classes, splits):
         )
 
 
-def label(teacher, teacher_dir, splits):
-    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached."""
+def label(teacher, teacher_dir, splits, vectors=False):
+    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached.
+
+    With `vectors`, also the teacher's sentence vectors of the labelled and unlabelled
+    texts (`"labelled_vectors"`, `"unlabelled_vectors"`), from the same pass.
+    """
     print(f"[label] teacher logits for {len(splits.unlabelled_texts)} unlabelled texts", flush=True)
-    return {
-        "dev": teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False),
-        "labelled": teacher_lib.logits(teacher, splits.labelled_texts, cache_dir=teacher_dir, verbose=False),
-        "unlabelled": teacher_lib.logits(teacher, splits.unlabelled_texts, cache_dir=teacher_dir),
-    }
+    targets = {"dev": teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False)}
+    for name, texts, verbose in (("labelled", splits.labelled_texts, False), ("unlabelled", splits.unlabelled_texts, True)):
+        out = teacher_lib.outputs(teacher, texts, cache_dir=teacher_dir, verbose=verbose, vectors=vectors)
+        targets[name] = out["logits"]
+        if vectors:
+            targets[f"{name}_vectors"] = out["vectors"]
+    return targets
 
 
-def augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config):
-    """`splits` and `logits` with perturbed copies of the transfer texts added as unlabelled rows.
+def transfer_targets(teacher, teacher_dir, splits, distill_config):
+    """`label`'s targets for `distill_config` over the transfer set it asks for.
+
+    The pool is cut to `transfer_pool` texts (a seeded sample), then enlarged by
+    perturbed copies up to `augment_to` (`augment_transfer_set`); sentence vectors come
+    along when `vector_weight` is on. Returns the transfer splits and their targets.
+    """
+    targets = label(teacher, teacher_dir, splits, vectors=bool(distill_config.vector_weight))
+    splits, targets = _cut_pool(splits, targets, distill_config.transfer_pool, distill_config.seed)
+    return augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config)
+
+
+def _cut_pool(splits, targets, size, seed):
+    if not size or size >= len(splits.unlabelled_texts):
+        return splits, targets
+    rows = np.sort(np.random.default_rng(seed).choice(len(splits.unlabelled_texts), size, replace=False))
+    print(f"[data] distilling from {size:,} of the {len(splits.unlabelled_texts):,} unlabelled texts", flush=True)
+    cut = {name: value[rows] if name.startswith("unlabelled") else value for name, value in targets.items()}
+    return dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[rows]), cut
+
+
+def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
+    """`splits` and `targets` with perturbed copies of the transfer texts added as unlabelled rows.
 
     Copies are made (`augment.augment_texts`) until the transfer set holds
     `distill_config.augment_to` texts; the teacher labels them, cached like any text.
@@ -199,16 +226,19 @@ def augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config):
     copies = -(-distill_config.augment_to // max(len(texts), 1)) - 1
     extra = augment.augment_texts(texts, copies, seed=distill_config.seed)
     if not extra:
-        return splits, logits
+        return splits, targets
     print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)
-    extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir)
+    vectors = "unlabelled_vectors" in targets
+    extra_targets = teacher_lib.outputs(teacher, extra, cache_dir=teacher_dir, vectors=vectors)
     unlabelled = np.concatenate([splits.unlabelled_texts, np.asarray(extra, dtype=object)])
-    return (dataclasses.replace(splits, unlabelled_texts=unlabelled),
-            dict(logits, unlabelled=np.concatenate([logits["unlabelled"], extra_logits])))
+    grown = dict(targets, unlabelled=np.concatenate([targets["unlabelled"], extra_targets["logits"]]))
+    if vectors:
+        grown["unlabelled_vectors"] = np.concatenate([targets["unlabelled_vectors"], extra_targets["vectors"]])
+    return dataclasses.replace(splits, unlabelled_texts=unlabelled), grown
 
 
-def distill_student(teacher, logits, splits, student_dir, student_config, distill_config):
-    """Distils a fresh student from the teacher's logits and saves it with its metrics."""
+def distill_student(teacher, targets, splits, student_dir, student_config, distill_config):
+    """Distils a fresh student from the teacher's targets (`transfer_targets`) and saves it with its metrics."""
     start = time.time()
     student = training.build_student(teacher, splits, student_config, seed=distill_config.seed)
     print(
@@ -216,12 +246,13 @@ def distill_student(teacher, logits, splits, student_dir, student_config, distil
         f"{len(splits.labelled_texts) + len(splits.unlabelled_texts)} transfer texts", flush=True,
     )
     training.distill(
-        teacher, student, splits, logits["unlabelled"], logits["labelled"], distill_config,
+        teacher, student, splits, targets["unlabelled"], targets["labelled"], distill_config,
         backup_dir=os.path.join(student_dir, BACKUP_DIR),
+        unlabelled_vectors=targets.get("unlabelled_vectors"), labelled_vectors=targets.get("labelled_vectors"),
     )
     transfer_texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     return _finish_student(
-        student, splits, student_dir, start, logits["dev"], student_config, distill_config, transfer_texts
+        student, splits, student_dir, start, targets["dev"], student_config, distill_config, transfer_texts
     )
 
 
@@ -340,15 +371,12 @@ def run_all(
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled)
     teacher_dir = os.path.join(out_dir, "teacher")
     teacher, teacher_metrics = train_or_reuse_teacher(splits, teacher_dir, teacher_config, seed)
-    logits = label(teacher, teacher_dir, splits)
+    transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config)
     _, baseline = train_labels_only(
-        teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, logits["dev"]
+        teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, targets["dev"]
     )
     student_dir = os.path.join(out_dir, "student")
-    transfer_splits, transfer_logits = augment_transfer_set(teacher, teacher_dir, splits, logits, distill_config)
-    student, distilled = distill_student(
-        teacher, transfer_logits, transfer_splits, student_dir, student_config, distill_config
-    )
+    student, distilled = distill_student(teacher, targets, transfer_splits, student_dir, student_config, distill_config)
     tflite_path = os.path.join(out_dir, f"student_{export_mode}.tflite")
     print(f"[export] {tflite_path}", flush=True)
     calibration = splits.unlabelled_texts[: tflite.DEFAULT_CALIBRATION_SIZE]  # used by int8 only

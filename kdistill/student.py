@@ -64,6 +64,7 @@ class MaskedGlobalAveragePooling1D(keras.layers.Layer):
 
 
 POOLINGS = ("max", "max_mean")
+ARCHITECTURES = ("parallel", "dilated", "stacked")
 
 
 def conv_classifier(
@@ -76,33 +77,85 @@ def conv_classifier(
     dropout=0.3,
     separable=False,
     pooling="max",
+    architecture="parallel",
+    dilations=(1, 2, 4),
+    hidden_units=0,
     name="conv_classifier",
 ):
     """The id-level network: `(batch, sequence_length)` int ids -> `(batch, num_classes)` logits.
 
+    The pooled features feed the logits through a layer named `features`, which the
+    distiller reads to match the teacher's sentence vector.
+
+    `architecture` shapes the convolutions:
+    - `"parallel"` (Kim 2014; Chia et al. 2018): one branch per width in `kernel_sizes`.
+    - `"dilated"`: a width-3 convolution, then a residual width-3 convolution per
+      dilation rate, every stage pooled: a wider view of the text for the same depth.
+    - `"stacked"`: the parallel branches, concatenated, then a width-3 convolution over
+      them; both levels are pooled.
     `separable` uses depthwise-separable convolutions: a width-k filter over each
-    embedding channel, then one 1x1 mix to `filters` channels, which is about k
-    times fewer multiply-adds and weights than a full width-k convolution.
-    `pooling="max_mean"` pools each branch by its mean over the text as well as its
+    input channel, then one 1x1 mix to `filters` channels, about k times fewer
+    multiply-adds and weights than a full width-k convolution.
+    `pooling="max_mean"` pools each stage by its mean over the text as well as its
     maximum: how much of the text shows a feature, not only whether it shows somewhere.
+    `hidden_units` adds a ReLU layer between the pooled features and the logits.
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; choose one of {ARCHITECTURES}")
+    conv = keras.layers.SeparableConv1D if separable else keras.layers.Conv1D
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")(token_ids)
     x = ZeroPadding(name="zero_padding")(x, token_ids)
     x = keras.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
-    branches = []
-    for width in kernel_sizes:
-        conv = keras.layers.SeparableConv1D if separable else keras.layers.Conv1D
-        h = conv(filters, width, padding="same", activation="relu", name=f"conv_{width}")(x)
-        branches.append(MaskedGlobalMaxPooling1D(name=f"max_over_time_{width}")(h, token_ids))
+    pooled = []
+
+    def pool(h, stage):
+        pooled.append(MaskedGlobalMaxPooling1D(name=f"max_over_time_{stage}")(h, token_ids))
         if pooling == "max_mean":
-            branches.append(MaskedGlobalAveragePooling1D(name=f"mean_over_time_{width}")(h, token_ids))
-    x = keras.layers.Concatenate(name="features")(branches) if len(branches) > 1 else branches[0]
+            pooled.append(MaskedGlobalAveragePooling1D(name=f"mean_over_time_{stage}")(h, token_ids))
+
+    if architecture == "dilated":
+        h = conv(filters, 3, padding="same", activation="relu", name="conv_3")(x)
+        pool(h, 3)
+        for rate in dilations:
+            residual = conv(filters, 3, padding="same", dilation_rate=rate, activation="relu", name=f"conv_dilated_{rate}")(h)
+            h = keras.layers.Add(name=f"residual_{rate}")([h, residual])
+            pool(h, f"dilated_{rate}")
+    else:
+        branches = [conv(filters, width, padding="same", activation="relu", name=f"conv_{width}")(x)
+                    for width in kernel_sizes]
+        if architecture == "parallel":
+            for width, h in zip(kernel_sizes, branches):
+                pool(h, width)
+        else:
+            h = keras.layers.Concatenate(name="branches")(branches) if len(branches) > 1 else branches[0]
+            pool(h, "branches")
+            pool(conv(filters, 3, padding="same", activation="relu", name="conv_stacked")(h), "stacked")
+    x = keras.layers.Concatenate(name="features")(pooled) if len(pooled) > 1 else keras.layers.Identity(name="features")(pooled[0])
     x = keras.layers.Dropout(dropout, name="dropout")(x)
+    if hidden_units:
+        x = keras.layers.Dense(hidden_units, activation="relu", name="hidden")(x)
+        x = keras.layers.Dropout(dropout, name="hidden_dropout")(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(token_ids, logits, name=name)
+
+
+def conv_multiply_adds(classifier):
+    """Multiply-adds per text of the convolutions of `classifier`: the part of the student's cost that grows
+    with its shape (the embedding look-up and the logits are small beside it)."""
+    total = 0
+    for layer in classifier.layers:
+        if not isinstance(layer, keras.layers.Conv1D | keras.layers.SeparableConv1D):
+            continue
+        length, channels = layer.input.shape[1], layer.input.shape[2]
+        width = layer.kernel_size[0]
+        if isinstance(layer, keras.layers.SeparableConv1D):
+            total += length * channels * (width + layer.filters)
+        else:
+            total += length * channels * layer.filters * width
+    return int(total)
 
 
 @keras.saving.register_keras_serializable(package="kdistill")
@@ -113,8 +166,8 @@ class Student(keras.Model):
         vocabulary: the teacher's WordPiece vocabulary.
         num_classes: number of output classes.
         kept_ids: optional pruned vocabulary (see `tokenizer.prune_vocabulary`).
-        sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable, pooling: the shape
-            of the network (see `conv_classifier`).
+        sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable, pooling, architecture,
+            dilations, hidden_units: the shape of the network (see `conv_classifier`).
         class_names: label names, kept with the model for prediction and export.
     """
 
@@ -130,6 +183,9 @@ class Student(keras.Model):
         dropout=0.3,
         separable=False,
         pooling="max",  # students saved before `pooling` existed used max alone; the recipe's default is in StudentConfig
+        architecture="parallel",
+        dilations=(1, 2, 4),
+        hidden_units=0,
         lowercase=True,
         class_names=None,
         **kwargs,
@@ -146,6 +202,9 @@ class Student(keras.Model):
             dropout=dropout,
             separable=separable,
             pooling=pooling,
+            architecture=architecture,
+            dilations=tuple(dilations),
+            hidden_units=hidden_units,
         )
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
@@ -155,6 +214,9 @@ class Student(keras.Model):
         self.dropout = float(dropout)
         self.separable = bool(separable)
         self.pooling = str(pooling)
+        self.architecture = str(architecture)
+        self.dilations = [int(d) for d in dilations]
+        self.hidden_units = int(hidden_units)
         self.built = True
 
     def call(self, texts, training=False):
@@ -185,6 +247,9 @@ class Student(keras.Model):
             dropout=self.dropout,
             separable=self.separable,
             pooling=self.pooling,
+            architecture=self.architecture,
+            dilations=self.dilations,
+            hidden_units=self.hidden_units,
             lowercase=self.tokenizer.lowercase,
             class_names=self.class_names,
         )

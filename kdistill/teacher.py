@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import os
 import warnings
+import weakref
 
 import keras
 import keras_hub
@@ -35,6 +36,8 @@ from kdistill.teacher_model import MeanPooledBertClassifier
 OFFLINE_TEACHER = "minilm"
 MODEL_FILE = "teacher.keras"
 LOGITS_DIR = "logits"
+CACHE_DIRS = {"logits": LOGITS_DIR, "vectors": "vectors"}
+CACHE_DTYPES = {"logits": np.float32, "vectors": np.float16}
 # Batch lengths are rounded up to this so the compiled predict function sees few shapes.
 LENGTH_STEP = 8
 
@@ -167,36 +170,83 @@ def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
     A cached file that cannot be read, has the wrong shape or holds NaN or
     infinite values is recomputed, with a warning.
     """
+    return outputs(teacher, texts, cache_dir, batch_size, verbose)["logits"]
+
+
+def sentence_vectors(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
+    """The teacher's sentence vector of each text: the masked mean of its last token vectors.
+
+    That mean is what MiniLM-L6 was trained to produce and what the mean-pooled head
+    classifies from (`teacher_model`); it carries far more of the teacher than its
+    logits. Cached like the logits (as float16: 384 numbers per text add up).
+    """
+    return outputs(teacher, texts, cache_dir, batch_size, verbose, vectors=True)["vectors"]
+
+
+def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors=False):
+    """`{"logits"}` (and `"vectors"` when asked) for `texts`, from one length-bucketed pass.
+
+    A mean-pooled teacher caches its sentence vectors whenever it runs, so asking for
+    them later costs no second pass over a large transfer set.
+    """
     texts = [str(t) for t in texts]
+    has_vectors = isinstance(teacher, MeanPooledBertClassifier)
+    if vectors and not has_vectors:
+        raise KdistillError(
+            "sentence-vector distillation needs the mean-pooled teacher (--teacher_pooling=mean); "
+            "this teacher classifies from [CLS]"
+        )
+    shapes = {"logits": (len(texts), teacher.num_classes)}
+    if has_vectors:
+        shapes["vectors"] = (len(texts), teacher.backbone.hidden_dim)
+    wanted = ("logits", "vectors") if vectors else ("logits",)
     if not texts:
-        return np.zeros((0, teacher.num_classes), dtype=np.float32)
-    cache_path = None
+        return {name: np.zeros(shapes[name], np.float32) for name in wanted}
+    paths = {}
     if cache_dir:
-        cache_path = os.path.join(cache_dir, LOGITS_DIR, fingerprint(teacher, texts) + ".npy")
-        cached = _read_cache(cache_path, (len(texts), teacher.num_classes))
-        if cached is not None:
+        key = fingerprint(teacher, texts)
+        paths = {name: os.path.join(cache_dir, CACHE_DIRS[name], key + ".npy") for name in shapes}
+        cached = {name: _read_cache(paths[name], shapes[name], name) for name in wanted}
+        if all(value is not None for value in cached.values()):
             return cached
     features = _tokenize(teacher, texts)
-    out = np.zeros((len(texts), teacher.num_classes), dtype=np.float32)
+    out = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
+    network = _with_vectors(teacher) if has_vectors else teacher
     bar = progress.bar(len(texts), unit_name="text") if verbose else None
     with _pretokenized(teacher):
         for index, batch in _bucketed_batches(features, batch_size, rng=None):
-            out[index] = keras.ops.convert_to_numpy(teacher.predict_on_batch(batch))
+            results = network.predict_on_batch(batch)
+            results = results if has_vectors else [results]
+            for name, result in zip(shapes, results):
+                out[name][index] = keras.ops.convert_to_numpy(result)
             if bar:
                 bar.add(len(index))
-    broken = int(np.sum(~np.isfinite(out).all(axis=1)))
+    broken = int(np.sum(~np.isfinite(out["logits"]).all(axis=1)))
     if broken:
         raise KdistillError(
             f"{cache_dir or 'teacher'}: the teacher gives NaN or infinite logits for {broken} of {len(texts)} "
             "texts; its weights are damaged or training diverged: retrain it (a lower --teacher_learning_rate)"
         )
-    if cache_path:
-        io.atomic_save_npy(out, cache_path)
-    return out
+    for name, path in paths.items():
+        io.atomic_save_npy(out[name].astype(CACHE_DTYPES[name]), path)
+    return {name: out[name] for name in wanted}
 
 
-def _read_cache(path, shape):
-    """The cached logits at `path` if they are sound, else None (a warning says why they are not used)."""
+def _with_vectors(teacher):
+    """The teacher's network with its pooled sentence vector as a second output (same weights).
+
+    Kept per teacher, so its compiled predict function is reused across calls like the teacher's own.
+    """
+    if teacher not in _WITH_VECTORS:
+        _WITH_VECTORS[teacher] = keras.Model(teacher.inputs, [teacher.outputs[0], teacher.mean_pooling.output])
+    return _WITH_VECTORS[teacher]
+
+
+_WITH_VECTORS = weakref.WeakKeyDictionary()
+
+
+def _read_cache(path, shape, what="logits"):
+    """The cached outputs at `path` if they are sound, else None (a warning says why they are not used)."""
     if not os.path.exists(path):
         return None
     try:
@@ -210,7 +260,7 @@ def _read_cache(path, shape):
             problem = "hold NaN or infinite values"
         else:
             return cached.astype(np.float32, copy=False)
-    logging.warning("%s: cached teacher logits %s; recomputing them", path, problem)
+    logging.warning("%s: cached teacher %s %s; recomputing them", path, what, problem)
     return None
 
 

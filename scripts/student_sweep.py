@@ -2,21 +2,19 @@
 
 The benchmark's ablations (docs/RESULTS.md) run one variant on one seed through the whole
 pipeline, a few minutes each on 2 CPU cores. This script trades that fidelity for breadth: it
-exports the N=1000 cells of both tasks once (token ids, teacher logits, the teacher's token
-embeddings), then trains each variant of the student on every cell (2 tasks x 2 seeds) from
-those arrays alone, on any Keras backend. It needs no TensorFlow after the export, so it runs
-where only JAX is installed, on a GPU.
+exports the N=1000 cells of both tasks once (token ids, teacher logits and sentence vectors, the
+teacher's token embeddings), then trains each variant of the student on every cell (2 tasks x 2
+seeds) from those arrays alone, on any Keras backend (JAX on a GPU for wide sweeps).
 
     python scripts/student_sweep.py --action=export                    # needs runs/benchmark (apps.benchmark)
     KERAS_BACKEND=jax python scripts/student_sweep.py --action=run --variants=all --results=runs/sweep/r.jsonl
     python scripts/student_sweep.py --action=report --results=docs/student_sweep.jsonl   # docs/SWEEP.md + plot
 
-`--worker=i --workers=n` runs every n-th job, so n processes can share one GPU. Each run is the
-default recipe of `kdistill.training` with one thing changed: the same network as
-`kdistill.student.conv_classifier` (plus dilated, stacked and hidden-layer shapes that the library
-does not offer), the same embedding initialisation, loss (`kdistill.distiller`), optimiser and
-cosine schedule. It differs from the pipeline only in its input path (numpy batches shuffled by
-Keras instead of tf.data) and so in its random draws.
+`--worker=i --workers=n` runs every n-th job, so n processes can share one GPU. Each variant is
+the library's recipe with some `StudentConfig`/`DistillConfig` fields changed, trained by the
+library itself: the network from `kdistill.student.conv_classifier`, the embedding initialisation,
+`Distiller`, optimiser and schedule from `kdistill.training.new_distiller`. The sweep owns only its
+input path (numpy arrays of token ids shuffled by Keras instead of tf.data, so other random draws).
 """
 
 import json
@@ -45,49 +43,64 @@ MAX_VOCABULARY = 12000  # the pieces exported; a variant keeps the most frequent
 SEQUENCE_LENGTH = {"sst2": 64, "ag_news": 128}  # exported; a variant keeps the first `seq`
 PARAMETER_BUDGET = 582_000  # 1/39 of MiniLM-L6, issue #4
 
-DEFAULT = dict(vocab=7000, seq=64, emb=64, filters=128, kernels=(2, 3, 4, 5), dropout=0.3, pooling="max_mean",
-               arch="parallel", dilations=(1, 2, 4), hidden=0, epochs=4, batch=128, lr=2e-3, alpha=0.1, T=2.0,
-               loss="kl", aug=0, init="teacher", tasks=TASKS, wd=0.0)
-
-# Each variant changes the default in the keys it names. `aug=1` adds the teacher-labelled
-# perturbed copies of augment_134k (SST-2 only). `arch`: "parallel" is the library's student;
-# "dilated" a width-3 stem and residual width-3 convolutions at `dilations`, pooled at every
-# level; "stacked" one more width-3 convolution over the parallel branches' concatenation.
+# Each variant changes the default recipe (`kdistill.training.StudentConfig` and `DistillConfig`) in the
+# fields it names. Two keys belong to the sweep: `augmented` adds the teacher-labelled perturbed copies of
+# augment_134k (SST-2 only), and `tasks` the tasks a variant runs on.
 VARIANTS = {
     "default": {},
     "dropout_0.1": dict(dropout=0.1), "dropout_0.5": dict(dropout=0.5), "dropout_0": dict(dropout=0.0),
     "epochs_8": dict(epochs=8), "epochs_16": dict(epochs=16), "epochs_2": dict(epochs=2),
-    "lr_1e-3": dict(lr=1e-3), "lr_5e-3": dict(lr=5e-3),
-    "batch_64": dict(batch=64), "batch_256": dict(batch=256),
+    "lr_1e-3": dict(learning_rate=1e-3), "lr_5e-3": dict(learning_rate=5e-3),
+    "batch_64": dict(batch_size=64), "batch_256": dict(batch_size=256),
     "alpha_0": dict(alpha=0.0), "alpha_0.3": dict(alpha=0.3),
-    "T_1": dict(T=1.0), "T_4": dict(T=4.0), "mse": dict(loss="mse"),
-    "aug": dict(aug=1, tasks=("sst2",)), "aug_epochs_8": dict(aug=1, epochs=8, tasks=("sst2",)),
-    "emb_96_v5000": dict(emb=96, vocab=5000), "emb_128": dict(emb=128), "emb_32": dict(emb=32),
-    "emb_32_f256": dict(emb=32, filters=256), "filters_256": dict(filters=256),
-    "filters_256_v4000": dict(filters=256, vocab=4000), "vocab_4000": dict(vocab=4000), "vocab_11000": dict(vocab=11000),
-    "kernels_1_5": dict(kernels=(1, 2, 3, 4, 5)), "kernels_2_7": dict(kernels=(2, 3, 4, 5, 6, 7)),
-    "hidden_128": dict(hidden=128),
-    "dilated_124": dict(arch="dilated", dilations=(1, 2, 4)), "dilated_1248": dict(arch="dilated", dilations=(1, 2, 4, 8)),
-    "dilated_f96": dict(arch="dilated", filters=96, dilations=(1, 2, 4)),
-    "stacked_f64": dict(arch="stacked", filters=64),
-    "random_init": dict(init="random"), "max_pool": dict(pooling="max"), "wd_1e-2": dict(wd=1e-2),
+    "T_1": dict(temperature=1.0), "T_4": dict(temperature=4.0), "mse": dict(distillation_loss="mse"),
+    "aug": dict(augmented=True, tasks=("sst2",)), "aug_epochs_8": dict(augmented=True, epochs=8, tasks=("sst2",)),
+    "emb_96_v5000": dict(embedding_dim=96, vocabulary_size=5000), "emb_128": dict(embedding_dim=128),
+    "emb_32": dict(embedding_dim=32), "emb_32_f256": dict(embedding_dim=32, filters=256),
+    "filters_256": dict(filters=256), "filters_256_v4000": dict(filters=256, vocabulary_size=4000),
+    "vocab_4000": dict(vocabulary_size=4000), "vocab_11000": dict(vocabulary_size=11000),
+    "kernels_1_5": dict(kernel_sizes=(1, 2, 3, 4, 5)), "kernels_2_7": dict(kernel_sizes=(2, 3, 4, 5, 6, 7)),
+    "hidden_128": dict(hidden_units=128),
+    "dilated_124": dict(architecture="dilated", dilations=(1, 2, 4)),
+    "dilated_1248": dict(architecture="dilated", dilations=(1, 2, 4, 8)),
+    "dilated_f96": dict(architecture="dilated", filters=96, dilations=(1, 2, 4)),
+    "stacked_f64": dict(architecture="stacked", filters=64),
+    "random_init": dict(init_embeddings="random"), "max_pool": dict(pooling="max"), "wd_1e-2": dict(weight_decay=1e-2),
     "epochs_8_dropout_0.1": dict(epochs=8, dropout=0.1),
-    "seq_32": dict(seq=32), "seq_48": dict(seq=48),
-    "k23_f96": dict(kernels=(2, 3), filters=96), "emb_32_k23_f128": dict(emb=32, kernels=(2, 3), filters=128),
-    "dilated_124_aug": dict(arch="dilated", dilations=(1, 2, 4), aug=1, tasks=("sst2",)),
-    "dilated_1248_f96": dict(arch="dilated", filters=96, dilations=(1, 2, 4, 8)),
-    "dilated_124_drop0.1": dict(arch="dilated", dilations=(1, 2, 4), dropout=0.1),
-    "dilated_124_drop0.1_aug": dict(arch="dilated", dilations=(1, 2, 4), dropout=0.1, aug=1, tasks=("sst2",)),
-    "k23_f96_dilated": dict(arch="dilated", filters=64, dilations=(2,)),
+    "seq_32": dict(sequence_length=32), "seq_48": dict(sequence_length=48),
+    "k23_f96": dict(kernel_sizes=(2, 3), filters=96),
+    "emb_32_k23_f128": dict(embedding_dim=32, kernel_sizes=(2, 3), filters=128),
+    "dilated_124_aug": dict(architecture="dilated", dilations=(1, 2, 4), augmented=True, tasks=("sst2",)),
+    "dilated_1248_f96": dict(architecture="dilated", filters=96, dilations=(1, 2, 4, 8)),
+    "dilated_124_drop0.1": dict(architecture="dilated", dilations=(1, 2, 4), dropout=0.1),
+    "dilated_124_drop0.1_aug": dict(architecture="dilated", dilations=(1, 2, 4), dropout=0.1, augmented=True,
+                                    tasks=("sst2",)),
+    "k23_f96_dilated": dict(architecture="dilated", filters=64, dilations=(2,)),
+    # Issue #12: the teacher's sentence vector as a second target (distiller.py).
+    "vectors_1": dict(vector_weight=1.0), "vectors_3": dict(vector_weight=3.0),
 }
 
 
-def settings(name):
-    return dict(DEFAULT, **VARIANTS[name])
+def configs(name, seed):
+    """The library configs of variant `name` on `seed`, whether it adds the perturbed copies, and its tasks."""
+    from kdistill import training
+
+    overrides = dict(VARIANTS[name])
+    tasks, augmented = overrides.pop("tasks", TASKS), overrides.pop("augmented", False)
+    fields = {config: {k: v for k, v in overrides.items() if k in config.__dataclass_fields__}
+              for config in (training.StudentConfig, training.DistillConfig)}
+    unknown = set(overrides) - set(fields[training.StudentConfig]) - set(fields[training.DistillConfig])
+    if unknown:
+        raise ValueError(f"variant {name}: unknown fields {sorted(unknown)}")
+    student = training.StudentConfig(**fields[training.StudentConfig])
+    distill = training.DistillConfig(seed=seed, **fields[training.DistillConfig])
+    if distill.fine_tune_epochs or distill.transfer_pool or distill.augment_to:
+        raise ValueError(f"variant {name}: the sweep trains from exported arrays; run that idea through apps.benchmark")
+    return student, distill, augmented, tasks
 
 
 def export(run_dir, data_dir, arrays_dir):
-    """One .npz per N=1000 cell, from the benchmark's cached teachers and logits (computes nothing new)."""
+    """One .npz per N=1000 cell, from the benchmark's cached teachers and their outputs (computes nothing new)."""
     from kdistill import augment, pipeline
     from kdistill import teacher as teacher_lib
 
@@ -97,18 +110,20 @@ def export(run_dir, data_dir, arrays_dir):
             splits = pipeline.load_splits(os.path.join(data_dir, task), 1000, seed)
             teacher_dir = os.path.join(run_dir, task, f"n1000_seed{seed}", "teacher")
             teacher, _ = pipeline.train_or_reuse_teacher(splits, teacher_dir, pipeline.TeacherConfig(), seed)
-            logits = pipeline.label(teacher, teacher_dir, splits)
-            arrays, tokenizer = cell_arrays(teacher, splits, logits, SEQUENCE_LENGTH[task])
+            targets = pipeline.label(teacher, teacher_dir, splits, vectors=True)
+            arrays, tokenizer = cell_arrays(teacher, splits, targets, SEQUENCE_LENGTH[task])
             if task == "sst2":  # the perturbed copies of augment_134k, labelled (and cached) by the teacher
                 texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
                 extra = augment.augment_texts(texts, 1, seed=seed)
                 arrays["aug_ids"] = _token_ids(tokenizer, extra)
-                arrays["aug_logits"] = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir).astype(np.float32)
+                extra_targets = teacher_lib.outputs(teacher, extra, cache_dir=teacher_dir, vectors=True)
+                arrays["aug_logits"] = extra_targets["logits"].astype(np.float32)
+                arrays["aug_vectors"] = extra_targets["vectors"].astype(np.float16)
             np.savez_compressed(os.path.join(arrays_dir, f"{task}_s{seed}.npz"), **arrays)
             print(f"[sweep] exported {task} seed {seed}: {len(arrays['train_ids']):,} transfer texts", flush=True)
 
 
-def cell_arrays(teacher, splits, logits, sequence_length):
+def cell_arrays(teacher, splits, targets, sequence_length):
     """The arrays `train` reads for one cell (ids over the task's `MAX_VOCABULARY` most used pieces), and the tokenizer."""
     import keras
 
@@ -120,14 +135,16 @@ def cell_arrays(teacher, splits, logits, sequence_length):
     tokenizer = tokenizer_lib.StudentTokenizer(vocabulary, sequence_length, kept.tolist())
     arrays = dict(
         train_ids=_token_ids(tokenizer, texts),
-        train_logits=np.concatenate([logits["labelled"], logits["unlabelled"]]).astype(np.float32),
+        train_logits=np.concatenate([targets["labelled"], targets["unlabelled"]]).astype(np.float32),
         train_labels=np.concatenate([splits.labelled_labels, np.full(len(splits.unlabelled_texts), -1)]).astype(np.int32),
         dev_ids=_token_ids(tokenizer, splits.dev_texts),
         dev_labels=np.asarray(splits.dev_labels, np.int32),
-        dev_logits=np.asarray(logits["dev"], np.float32),
+        dev_logits=np.asarray(targets["dev"], np.float32),
         emb=keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)[kept].astype(np.float16),
         kept=kept,
     )
+    if "labelled_vectors" in targets:
+        arrays["train_vectors"] = np.concatenate([targets["labelled_vectors"], targets["unlabelled_vectors"]]).astype(np.float16)
     return arrays, tokenizer
 
 
@@ -136,123 +153,71 @@ def _token_ids(tokenizer, texts):
     return np.concatenate([tokenizer(texts[i : i + 4096]).numpy() for i in range(0, len(texts), 4096)]).astype(np.uint16)
 
 
-def build(s, num_classes):
-    """The student network for settings `s`, and its convolutions' multiply-adds per text."""
+def distiller_for(name, seed, d, steps_per_execution=1):
+    """The library's `Distiller` and student network for variant `name`, with the cell's arrays `d` as its
+    inputs: `(distiller, inputs, labels, distill_config)`. Only the input path is the sweep's own."""
     import keras
 
-    from kdistill.student import MaskedGlobalAveragePooling1D, MaskedGlobalMaxPooling1D, ZeroPadding
+    from kdistill import student as student_lib
+    from kdistill import training
 
-    def pool(h, ids):
-        out = [MaskedGlobalMaxPooling1D()(h, ids)]
-        if s["pooling"] == "max_mean":
-            out.append(MaskedGlobalAveragePooling1D()(h, ids))
-        return out
+    student_config, distill_config, augmented, _ = configs(name, seed)
+    # A corpus with fewer pieces than the variant keeps (a small test cell) keeps them all, as pruning does.
+    vocabulary = min(student_config.vocabulary_size or len(d["kept"]), len(d["kept"]))
+    length = student_config.sequence_length
 
-    ids = keras.Input((s["seq"],), dtype="int32")
-    x = keras.layers.Embedding(s["vocab"], s["emb"], name="token_embedding")(ids)
-    x = ZeroPadding()(x, ids)
-    x = keras.layers.SpatialDropout1D(s["dropout"] / 2)(x)
-    feats, macs, length, filters = [], 0, s["seq"], s["filters"]
-    if s["arch"] == "parallel":
-        for k in s["kernels"]:
-            h = keras.layers.Conv1D(filters, k, padding="same", activation="relu")(x)
-            macs += length * s["emb"] * filters * k
-            feats += pool(h, ids)
-    elif s["arch"] == "dilated":
-        h = keras.layers.Conv1D(filters, 3, padding="same", activation="relu")(x)
-        macs += length * s["emb"] * filters * 3
-        feats += pool(h, ids)
-        for d in s["dilations"]:
-            r = keras.layers.Conv1D(filters, 3, padding="same", dilation_rate=d, activation="relu")(h)
-            macs += length * filters * filters * 3
-            h = keras.layers.Add()([h, r])
-            feats += pool(h, ids)
-    elif s["arch"] == "stacked":
-        hs = []
-        for k in s["kernels"]:
-            hs.append(keras.layers.Conv1D(filters, k, padding="same", activation="relu")(x))
-            macs += length * s["emb"] * filters * k
-        h = keras.layers.Concatenate()(hs)
-        feats += pool(h, ids)
-        h2 = keras.layers.Conv1D(filters, 3, padding="same", activation="relu")(h)
-        macs += length * filters * len(hs) * filters * 3
-        feats += pool(h2, ids)
-    x = keras.layers.Concatenate()(feats) if len(feats) > 1 else feats[0]
-    x = keras.layers.Dropout(s["dropout"])(x)
-    if s["hidden"]:
-        x = keras.layers.Dense(s["hidden"], activation="relu")(x)
-        x = keras.layers.Dropout(s["dropout"])(x)
-    return keras.Model(ids, keras.layers.Dense(num_classes)(x)), macs
+    def remap(ids):
+        return _remap(ids, vocabulary, length)
 
-
-def train(name, s, seed, d, steps_per_execution=1):
-    """Distils one student from the arrays `d` of one cell; returns its row of results."""
-    import keras
-    from keras import ops
-
-    from kdistill.student import projected_embeddings
-
-    class Trainer(keras.Model):
-        """The Distiller's loss with y = [label or -1, teacher logits...] (see kdistill.distiller)."""
-
-        def __init__(self, net):
-            super().__init__()
-            self.net = net
-
-        def call(self, x, training=False):
-            return self.net(x, training=training)
-
-        def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-            labels, teacher = ops.cast(y[:, 0], "int32"), y[:, 1:]
-            if s["loss"] == "mse":
-                distill = ops.mean(ops.square(y_pred - teacher))
-            else:
-                t = s["T"]
-                p = ops.softmax(teacher / t, axis=-1)
-                log_q = ops.log_softmax(y_pred / t, axis=-1)
-                distill = ops.mean(ops.sum(p * (ops.log(ops.maximum(p, 1e-7)) - log_q), axis=-1)) * t * t
-            mask = ops.cast(labels >= 0, "float32")
-            ce = keras.losses.sparse_categorical_crossentropy(ops.maximum(labels, 0), y_pred, from_logits=True)
-            ce = ops.sum(ce * mask) / ops.maximum(ops.sum(mask), 1.0)
-            return s["alpha"] * ce + (1 - s["alpha"]) * distill
-
-    def remap(ids):  # pieces past the variant's vocabulary become [UNK] (id 1), as pruning does
-        ids = ids[:, : s["seq"]].astype(np.int32)
-        return np.where(ids >= s["vocab"], 1, ids)
-
-    x, logits, labels = remap(d["train_ids"]), d["train_logits"], d["train_labels"]
-    if s["aug"] and "aug_ids" in d:
-        x = np.concatenate([x, remap(d["aug_ids"])])
-        logits = np.concatenate([logits, d["aug_logits"]])
+    inputs = {"token_ids": remap(d["train_ids"]), "teacher_logits": d["train_logits"]}
+    labels = d["train_labels"]
+    if distill_config.vector_weight:
+        inputs["teacher_vectors"] = d["train_vectors"].astype(np.float32)
+    if augmented and "aug_ids" in d:
+        extra = {"token_ids": remap(d["aug_ids"]), "teacher_logits": d["aug_logits"], "teacher_vectors": d.get("aug_vectors")}
+        inputs = {key: np.concatenate([value, extra[key]]) for key, value in inputs.items()}
         labels = np.concatenate([labels, np.full(len(d["aug_ids"]), -1, np.int32)])
-    y = np.concatenate([labels[:, None].astype(np.float32), logits], axis=1)
     keras.utils.set_random_seed(seed)
-    net, macs = build(s, logits.shape[1])
-    if s["init"] == "teacher":
-        net.get_layer("token_embedding").set_weights(
-            [projected_embeddings(d["emb"][: s["vocab"]], np.arange(s["vocab"]), s["emb"], seed)])
-    steps = -(-len(x) // s["batch"]) * s["epochs"]
-    schedule = keras.optimizers.schedules.CosineDecay(s["lr"], steps)
-    optimizer = (keras.optimizers.AdamW(weight_decay=s["wd"], learning_rate=schedule) if s["wd"]
-                 else keras.optimizers.Adam(learning_rate=schedule))
-    model = Trainer(net)
-    model.compile(optimizer=optimizer, steps_per_execution=steps_per_execution)
+    network = student_lib.conv_classifier(vocabulary, d["train_logits"].shape[1], **student_config.network_kwargs())
+    training.init_embeddings(network, d["emb"], np.arange(vocabulary), student_config, seed)
+    vector_dim = d["train_vectors"].shape[1] if distill_config.vector_weight else None
+    distiller = training.new_distiller(None, network, distill_config, len(labels), vector_dim=vector_dim,
+                                      steps_per_execution=steps_per_execution)
+    return distiller, inputs, labels, distill_config
+
+
+def _remap(ids, vocabulary, length):
+    """The exported ids cut to `length` pieces; pieces past the variant's vocabulary become [UNK] (id 1), as
+    pruning does (the exported pieces are in the pruning's frequency order)."""
+    ids = ids[:, :length].astype(np.int32)
+    return np.where(ids >= vocabulary, 1, ids)
+
+
+def train(name, seed, d, steps_per_execution=1):
+    """Distils one student from the arrays `d` of one cell; returns its row of results."""
+    from kdistill import student as student_lib
+
+    distiller, inputs, labels, config = distiller_for(name, seed, d, steps_per_execution)
+    network = distiller.network
     start = time.time()
-    model.fit(x, y, batch_size=s["batch"], epochs=s["epochs"], shuffle=True, verbose=0)
-    dev = net.predict(remap(d["dev_ids"]), batch_size=1024, verbose=0)
-    seen = net.predict(x[:20000], batch_size=1024, verbose=0)
+    distiller.fit(inputs, labels, batch_size=config.batch_size, epochs=config.epochs_for(len(labels)), shuffle=True,
+                  verbose=0)
+    dev_ids = _remap(d["dev_ids"], network.get_layer("token_embedding").input_dim, network.input_shape[1])
+    dev = network.predict(dev_ids, batch_size=1024, verbose=0)
+    seen = network.predict(inputs["token_ids"][:20000], batch_size=1024, verbose=0)
     return dict(acc=float(np.mean(dev.argmax(-1) == d["dev_labels"])),
                 agree=float(np.mean(dev.argmax(-1) == d["dev_logits"].argmax(-1))),
-                train_agree=float(np.mean(seen.argmax(-1) == logits[:20000].argmax(-1))),
+                train_agree=float(np.mean(seen.argmax(-1) == inputs["teacher_logits"][:20000].argmax(-1))),
                 teacher=float(np.mean(d["dev_logits"].argmax(-1) == d["dev_labels"])),
-                params=int(net.count_params()), macs=int(macs), seconds=round(time.time() - start, 1))
+                params=int(network.count_params()), macs=student_lib.conv_multiply_adds(network),
+                seconds=round(time.time() - start, 1))
 
 
 def run(names, arrays_dir, results, worker=0, workers=1, steps_per_execution=1):
     import keras
 
     names = list(VARIANTS) if names == ["all"] else names
-    jobs = [(n, t, seed) for n in names for t in settings(n)["tasks"] for seed in SEEDS][worker::workers]
+    jobs = [(n, t, seed) for n in names for t in configs(n, 0)[3] for seed in SEEDS][worker::workers]
     os.makedirs(os.path.dirname(results) or ".", exist_ok=True)
     cells = {}
     for name, task, seed in jobs:
@@ -261,7 +226,7 @@ def run(names, arrays_dir, results, worker=0, workers=1, steps_per_execution=1):
             cells[key] = dict(np.load(os.path.join(arrays_dir, f"{key}.npz")))
         row = dict(name=name, task=task, seed=seed)
         try:
-            row.update(train(name, settings(name), seed, cells[key], steps_per_execution))
+            row.update(train(name, seed, cells[key], steps_per_execution))
         except Exception as error:  # one broken variant must not stop the sweep
             row["error"] = repr(error)[:300]
         row["backend"] = keras.backend.backend()

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kdistill import training
+from kdistill import pipeline, teacher as teacher_lib, training
 from kdistill.distiller import Distiller
 from tests.conftest import accuracy
 
@@ -131,3 +131,70 @@ def test_a_small_transfer_set_gets_more_epochs_up_to_min_steps(teacher, sst2_spl
     history = training.distill(teacher, student, splits, transfer_logits["unlabelled"][:84],
                                transfer_logits["labelled"], config, verbose=0)
     assert len(history.history["loss"]) == 4
+
+
+def test_sentence_vector_term_adds_the_cosine_distance_of_the_projection(teacher, teacher_dir, sst2_splits,
+                                                                        transfer_logits):
+    distiller = _distiller(teacher, sst2_splits, alpha=0.0, temperature=2.0, vector_weight=2.0)
+    texts = list(sst2_splits.labelled_texts[:16])
+    vectors = teacher_lib.sentence_vectors(teacher, texts, cache_dir=teacher_dir, verbose=False)
+    x = {"text": tf.constant(texts), "teacher_logits": transfer_logits["labelled"][:16], "teacher_vectors": vectors}
+    y_pred = distiller(x, training=True)
+    logits = keras.ops.convert_to_numpy(y_pred["logits"])
+    projected = keras.ops.convert_to_numpy(y_pred["projected"])
+    assert projected.shape == (16, teacher.backbone.hidden_dim)
+    cosine = np.sum(projected * vectors, -1) / np.linalg.norm(projected, axis=-1) / np.linalg.norm(vectors, axis=-1)
+    p, q = _softmax(transfer_logits["labelled"][:16], 2.0), _softmax(logits, 2.0)
+    expected = np.mean(np.sum(p * np.log(p / q), -1)) * 4.0 + 2.0 * np.mean(1.0 - cosine)
+    assert float(distiller.compute_loss(x, None, y_pred)) == pytest.approx(expected, rel=1e-4)
+    # The projection trains with the student, and the student alone is what gets exported.
+    assert {id(v) for v in distiller.trainable_variables} == (
+        {id(v) for v in distiller.student.trainable_variables} | {id(v) for v in distiller.projection.trainable_variables})
+
+
+def test_sentence_vectors_pull_the_students_features_towards_the_teachers(teacher, teacher_dir, sst2_splits,
+                                                                          transfer_logits):
+    texts = list(sst2_splits.unlabelled_texts[:512])
+    vectors = teacher_lib.sentence_vectors(teacher, texts, cache_dir=teacher_dir, verbose=False)
+    distiller = _distiller(teacher, sst2_splits, alpha=0.0, vector_weight=1.0)
+    x = {"text": tf.constant(texts), "teacher_logits": transfer_logits["unlabelled"][:512],
+         "teacher_vectors": vectors}
+
+    def distance():
+        y_pred = distiller(x, training=True)
+        return float(_cosine_distance(y_pred["projected"], vectors))
+
+    before = distance()
+    distiller.fit(x, np.full(512, -1, np.int32), batch_size=64, epochs=3, verbose=0)
+    assert distance() < before - 0.1
+
+
+def _cosine_distance(projected, vectors):
+    projected = keras.ops.convert_to_numpy(projected)
+    cosine = np.sum(projected * vectors, -1) / np.linalg.norm(projected, axis=-1) / np.linalg.norm(vectors, axis=-1)
+    return np.mean(1.0 - cosine)
+
+
+def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_labels(
+        teacher, teacher_dir, sst2_splits, transfer_logits):
+    config = training.DistillConfig(epochs=1, alpha=0.0, transfer_pool=500, vector_weight=1.0, fine_tune_epochs=5,
+                                    fine_tune_learning_rate=1e-3)
+    splits, targets = pipeline.transfer_targets(teacher, teacher_dir, sst2_splits, config)
+    assert len(splits.unlabelled_texts) == len(targets["unlabelled"]) == len(targets["unlabelled_vectors"]) == 500
+    assert len(set(splits.unlabelled_texts) - set(sst2_splits.unlabelled_texts)) == 0
+    again = teacher_lib.outputs(teacher, list(splits.unlabelled_texts[:32]), verbose=False, vectors=True)
+    np.testing.assert_allclose(targets["unlabelled"][:32], again["logits"], atol=2e-4)
+    np.testing.assert_allclose(targets["unlabelled_vectors"][:32], again["vectors"], atol=5e-3)
+    student = training.build_student(teacher, splits, SMALL)
+    texts = list(splits.labelled_texts)
+
+    def gold_loss():
+        logits = student.predict_texts(texts)
+        return float(np.mean(keras.losses.sparse_categorical_crossentropy(splits.labelled_labels, logits, from_logits=True)))
+
+    training.distill(teacher, student, splits, targets["unlabelled"], targets["labelled"],
+                     dataclasses.replace(config, fine_tune_epochs=0), verbose=0,
+                     unlabelled_vectors=targets["unlabelled_vectors"], labelled_vectors=targets["labelled_vectors"])
+    distilled = gold_loss()
+    training.fine_tune_on_labels(student, splits, config, verbose=0)
+    assert gold_loss() < distilled - 0.02  # a no-op fine-tune leaves it where distillation did

@@ -117,3 +117,38 @@ def test_separable_student_has_fewer_weights_and_round_trips(teacher, sst2_split
     again = keras.saving.load_model(path)
     texts = list(sst2_splits.dev_texts[:8])
     np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)
+
+
+def test_dilated_and_stacked_shapes_have_the_weights_their_layers_imply():
+    vocab, emb, filters, classes = 500, 16, 8, 3
+    dilated = student_lib.conv_classifier(vocab, classes, 32, emb, filters, architecture="dilated", dilations=(1, 2),
+                                          pooling="max_mean")
+    convs = (3 * emb * filters + filters) + 2 * (3 * filters * filters + filters)
+    # Three stages (the stem and two residual convolutions), each pooled by max and mean.
+    assert dilated.count_params() == vocab * emb + convs + (3 * 2 * filters * classes + classes)
+    stacked = student_lib.conv_classifier(vocab, classes, 32, emb, filters, kernel_sizes=(2, 3), architecture="stacked",
+                                          pooling="max", hidden_units=10)
+    convs = (2 * emb * filters + filters) + (3 * emb * filters + filters) + (3 * 2 * filters * filters + filters)
+    pooled = 2 * filters + filters  # the concatenated branches, then the convolution over them
+    assert stacked.count_params() == vocab * emb + convs + (pooled * 10 + 10) + (10 * classes + classes)
+
+
+def test_multiply_adds_count_every_convolution():
+    default = student_lib.conv_classifier(7000, 2, **training.StudentConfig().network_kwargs())
+    assert student_lib.conv_multiply_adds(default) == 64 * 64 * 128 * (2 + 3 + 4 + 5)
+    separable = student_lib.conv_classifier(7000, 2, 64, 64, 128, kernel_sizes=(3,), separable=True)
+    assert student_lib.conv_multiply_adds(separable) == 64 * 64 * (3 + 128)
+    dilated = student_lib.conv_classifier(7000, 2, 64, 64, 128, architecture="dilated", dilations=(1, 2))
+    assert student_lib.conv_multiply_adds(dilated) == 64 * 64 * 128 * 3 + 2 * 64 * 128 * 128 * 3
+
+
+def test_dilated_student_round_trips_through_keras_file(teacher, sst2_splits, tmp_path):
+    config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, architecture="dilated",
+                                    dilations=(1, 2), hidden_units=8)
+    student = training.build_student(teacher, sst2_splits, config)
+    path = str(tmp_path / "dilated.keras")
+    student.save(path)
+    again = keras.saving.load_model(path)
+    assert (again.architecture, again.dilations, again.hidden_units) == ("dilated", [1, 2], 8)
+    texts = list(sst2_splits.dev_texts[:8])
+    np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)

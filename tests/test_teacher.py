@@ -25,6 +25,22 @@ def test_length_bucketing_matches_full_padding(teacher, sst2_splits):
     np.testing.assert_allclose(bucketed, keras.ops.convert_to_numpy(full), atol=2e-4)
 
 
+def test_sentence_vectors_are_the_masked_mean_of_the_last_token_vectors(teacher, teacher_dir, sst2_splits):
+    texts = list(sst2_splits.dev_texts[:24])
+    vectors = teacher_lib.sentence_vectors(teacher, texts, cache_dir=teacher_dir, verbose=False)
+    inputs = teacher.preprocessor(keras.ops.convert_to_tensor(texts))
+    tokens = keras.ops.convert_to_numpy(teacher.backbone(inputs)["sequence_output"])
+    mask = keras.ops.convert_to_numpy(inputs["padding_mask"]).astype(np.float32)[..., None]
+    expected = (tokens * mask).sum(1) / mask.sum(1)
+    assert vectors.shape == (24, teacher.backbone.hidden_dim)
+    np.testing.assert_allclose(vectors, expected, atol=5e-3)  # cached as float16
+    # Both outputs come from one pass and land in the cache together.
+    key = teacher_lib.fingerprint(teacher, texts) + ".npy"
+    assert os.path.exists(os.path.join(teacher_dir, "vectors", key))
+    np.testing.assert_allclose(teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False),
+                               teacher_lib.logits(teacher, texts, verbose=False), atol=2e-4)
+
+
 def test_logits_are_cached_by_content(teacher, teacher_dir, sst2_splits, monkeypatch):
     texts = list(sst2_splits.dev_texts[:16])
     first = teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False)
