@@ -90,6 +90,18 @@ ABLATIONS = {
     "16_epochs_ag_news": {"epochs": 16, "task": "ag_news"},
     # 13% of AG News texts are longer than 64 pieces (the teacher reads 128).
     "sequence_128_ag_news": {"sequence_length": 128, "task": "ag_news"},
+    # Issue #12. The teacher's 384-number sentence vector as a second target (distiller.py).
+    "sentence_vectors": {"vector_weight": 1.0},
+    "sentence_vectors_ag_news": {"vector_weight": 1.0, "task": "ag_news"},
+    # A short fine-tune on the gold labels after distillation (Ye et al. 2021).
+    "gold_fine_tune": {"fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
+    "gold_fine_tune_ag_news": {"fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4, "task": "ag_news"},
+    # The gap against the size of the unlabelled pool: SST-2's 66k texts cut to a seeded sample.
+    "pool_3k": {"transfer_pool": 3_000},
+    "pool_10k": {"transfer_pool": 10_000},
+    "pool_30k": {"transfer_pool": 30_000},
+    "pool_3k_sentence_vectors": {"transfer_pool": 3_000, "vector_weight": 1.0},
+    "pool_3k_augment_20k": {"transfer_pool": 3_000, "augment_to": 20_000},
 }
 # The ones `apps.benchmark` runs unless told otherwise: what trades accuracy for the batch-1
 # speed-up, and the ideas aimed at the teacher gap. Earlier RESULTS.md runs measured alpha, MSE,
@@ -348,7 +360,7 @@ def write_results(results, docs_dir, command, notes=""):
         plots.append(_plot_cost(results["cost"], docs_dir))
     with io.atomic_path(os.path.join(docs_dir, "RESULTS.md")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
-            f.write(_markdown(results, summary, plots, notes))
+            f.write(_markdown(results, summary, plots, notes, docs_dir))
 
 
 def _machine():
@@ -412,7 +424,7 @@ def _plot_cost(cost, docs_dir):
     return os.path.basename(path)
 
 
-def _markdown(results, summary, plots, notes):
+def _markdown(results, summary, plots, notes, docs_dir):
     lines = [
         "# kdistill results",
         "",
@@ -461,6 +473,8 @@ def _markdown(results, summary, plots, notes):
             "Not measured yet: part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws "
             "replacement words from the corpus instead).",
         ]
+    pool_lines, pool_plot = _pool_section(results, docs_dir)
+    lines += pool_lines
     cost = results.get("cost")
     if cost:
         lines += _cost_markdown(cost) + ["", f"![cost]({plots[1]})"]
@@ -547,6 +561,83 @@ def _ablation_markdown(results):
         accuracies, labels_only, rest = measured(rows)
         lines.append(f"| {variant} | `{change}` | {task} | {n} | {accuracies} | {delta} | {labels_only} | {rest} |")
     return lines
+
+
+def pool_table(results):
+    """The gap to the teacher against the unlabelled pool's size: `{(task, recipe): [row per pool size]}`.
+
+    Cut pools come from the ablations that set `transfer_pool`; the recipe is the rest of their
+    change ("default" for none). The full pool is the default cell, or the ablation with the same
+    recipe and no cut. Each row holds means over the seeds measured.
+    """
+    defaults = _default_cells(results)
+    cells = {}
+    for row in results.get("ablations", []):
+        change = {k: v for k, v in ABLATIONS.get(row["variant"], {}).items() if k not in ("task", "num_labels")}
+        pool = change.pop("transfer_pool", None)
+        recipe = ", ".join(f"{k}={v}" for k, v in change.items()) or "default"
+        cells.setdefault((row["task"], row["num_labels"], recipe, pool), []).append(row)
+    for (task, n, recipe, pool), rows in list(cells.items()):
+        if pool is not None and recipe == "default":
+            full = [defaults[(task, n, r["seed"])] for r in rows if (task, n, r["seed"]) in defaults]
+            cells.setdefault((task, n, "default", None), full)
+    table = {}
+    for (task, n, recipe, pool), rows in cells.items():
+        if not any(p is not None for (t, m, r, p) in cells if (t, m, r) == (task, n, recipe)) or not rows:
+            continue
+        size = pool if pool is not None else rows[0]["num_unlabelled"]
+        table.setdefault((task, recipe), []).append({
+            "pool": size, "num_labels": n, "seeds": len(rows),
+            "teacher_acc": float(np.mean([r["teacher_acc"] for r in rows])),
+            "student_acc": float(np.mean([r["student_acc"] for r in rows])),
+            "labels_only_acc": float(np.mean([r["labels_only_acc"] for r in rows])),
+        })
+    return {key: sorted(rows, key=lambda r: r["pool"]) for key, rows in table.items()}
+
+
+def _pool_section(results, docs_dir):
+    table = pool_table(results)
+    if not table:
+        return [], None
+    lines = [
+        "",
+        "## The gap against the size of the unlabelled pool",
+        "",
+        "The same teacher distils students from a seeded sample of its task's unlabelled texts (`transfer_pool`), "
+        "the full pool being the default cell. Means over the seeds measured; the gap is the teacher's dev accuracy "
+        "minus the student's.",
+        "",
+        "| task | recipe | unlabelled pool | seeds | teacher | distilled | gap to teacher | distilled - labels-only |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for (task, recipe), rows in sorted(table.items()):
+        for r in rows:
+            lines.append(
+                f"| {task} | {recipe} | {r['pool']:,} | {r['seeds']} | {100 * r['teacher_acc']:.2f} | "
+                f"{100 * r['student_acc']:.2f} | {100 * (r['teacher_acc'] - r['student_acc']):.2f} | "
+                f"{100 * (r['student_acc'] - r['labels_only_acc']):+.2f} |"
+            )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for (task, recipe), rows in sorted(table.items()):
+        ax.plot([r["pool"] for r in rows], [100 * (r["teacher_acc"] - r["student_acc"]) for r in rows], "o-",
+                label=f"{task}: {recipe}")
+    ax.axhline(1.0, color="C2", ls="--", lw=1, label="1-point goal")
+    ax.set_xscale("log")
+    ax.set_xlabel("unlabelled texts distilled from (log)")
+    ax.set_ylabel("teacher minus student, dev accuracy (points)")
+    ax.set_title("Student-teacher gap against the unlabelled pool")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(docs_dir, "pool_gap.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return lines + ["", f"![gap against the pool]({os.path.basename(path)})"], path
 
 
 def _cost_markdown(cost):

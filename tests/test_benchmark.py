@@ -140,3 +140,23 @@ def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it():
     assert "kernels_3: 350x at -1.50 points on sst2 (1 seed) | **no** |" in goals[
         "| batch-1 speed-up over MiniLM >= 300x (dynamic, token ids in on both sides)"]
     assert "ablation" not in goals["| batch-1 speed-up over BERT-base >= 1000x (dynamic, token ids in on both sides)"]
+
+
+def test_gap_against_the_pool_size_is_tabled_and_plotted(tmp_path):
+    rows = [_row("sst2", 1000, seed, 0.82, 0.70, acc) for seed, acc in ((0, 0.79), (1, 0.80))]
+    ablations = [dict(_row("sst2", 1000, seed, 0.82, 0.70, acc), variant=variant)
+                 for variant, seed, acc in (("pool_3k", 0, 0.74), ("pool_3k", 1, 0.76), ("pool_30k", 0, 0.78),
+                                            ("pool_30k", 1, 0.78), ("pool_3k_sentence_vectors", 0, 0.77),
+                                            ("pool_3k_sentence_vectors", 1, 0.77), ("sentence_vectors", 0, 0.81),
+                                            ("sentence_vectors", 1, 0.81), ("temperature_4", 0, 0.5))]
+    results = {"quality": rows, "ablations": ablations, "ablation_defaults": rows}
+    table = benchmark.pool_table(results)
+    assert set(table) == {("sst2", "default"), ("sst2", "vector_weight=1.0")}  # temperature_4 cuts no pool
+    assert [(r["pool"], round(100 * r["student_acc"], 2)) for r in table[("sst2", "default")]] == [
+        (3000, 75.0), (5000, 79.5), (30000, 78.0)]
+    assert [r["pool"] for r in table[("sst2", "vector_weight=1.0")]] == [3000, 5000]
+    benchmark.write_results(results, str(tmp_path), "python -m apps.benchmark")
+    text = (tmp_path / "RESULTS.md").read_text()
+    assert "| sst2 | default | 3,000 | 2 | 82.00 | 75.00 | 7.00 | +5.00 |" in text
+    assert "| sst2 | vector_weight=1.0 | 5,000 | 2 | 82.00 | 81.00 | 1.00 | +11.00 |" in text
+    assert (tmp_path / "pool_gap.png").stat().st_size > 0
