@@ -2,8 +2,7 @@
 
 loss = alpha * cross-entropy(labels, student)          on the rows that carry a label
      + (1 - alpha) * distillation(teacher, student)    on every row
-
-     + vector_weight * (1 - cos(W f, v))                   on every row that carries v
+     + vector_weight * (1 - cos(W f, v))               on every row that carries v
 
 where distillation is the KL divergence between temperature-softened
 distributions (scaled by T^2, Hinton et al. 2015) or the mean squared error
@@ -16,9 +15,10 @@ exported student is the same size and speed with or without it.
 Inputs are raw strings, or a dict `{"text": strings, "teacher_logits": floats}`
 when the teacher's logits were computed ahead (the normal case: the teacher is
 the expensive part), plus `"teacher_vectors"` for the sentence-vector term. With
-every batch carrying them the teacher may be `None` (a sweep over cached outputs). A dict may carry the student's `"token_ids"` instead of
-(or beside) the text, tokenised in the input pipeline: string ops then stay on
-the host, which TPUs need; the student may then be its bare id-level network
+every batch carrying them the teacher may be `None` (a sweep over cached outputs).
+A dict may carry the student's `"token_ids"` instead of (or beside) the text,
+tokenised in the input pipeline: string ops then stay on the host, which TPUs
+need; the student may then be its bare id-level network
 (`student.conv_classifier`). Labels are class ids, with -1 for unlabelled rows.
 Only the student's weights train; `fit`, `evaluate` and callbacks work as usual.
 
@@ -129,13 +129,12 @@ class Distiller(keras.Model):
         return keras.ops.stop_gradient(self.teacher(self.teacher.preprocessor(texts), training=False))
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
-        loss = 0.0
-        if isinstance(y_pred, dict):
-            loss = self.vector_weight * _cosine_distance(y_pred["projected"], x["teacher_vectors"])
         logits = _logits(y_pred)
-        loss += (1.0 - self.alpha) * self._distillation(self.teacher_logits(x), logits)
+        loss = (1.0 - self.alpha) * self._distillation(self.teacher_logits(x), logits)
         if y is not None and self.alpha > 0.0:
-            loss += self.alpha * _labelled_cross_entropy(y, logits)
+            loss = self.alpha * _labelled_cross_entropy(y, logits) + loss
+        if isinstance(y_pred, dict):
+            loss = loss + self.vector_weight * _cosine_distance(y_pred["projected"], x["teacher_vectors"])
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
