@@ -40,10 +40,15 @@ def main(argv):
     del argv
     strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
     if FLAGS.transfer_shards:
-        if FLAGS.unlabelled or FLAGS.max_unlabelled is not None or FLAGS.augment_to:
+        if FLAGS.unlabelled or FLAGS.max_unlabelled is not None or FLAGS.augment_to or FLAGS.transfer_pool:
             raise KdistillError(
-                "--unlabelled, --max_unlabelled and --augment_to do not apply with --transfer_shards (the shards "
-                "are the unlabelled transfer set, as big as apps.label made it); drop them"
+                "--unlabelled, --max_unlabelled, --augment_to and --transfer_pool do not apply with --transfer_shards "
+                "(the shards are the unlabelled transfer set, as big as apps.label made it); drop them"
+            )
+        if FLAGS.vector_weight or FLAGS.fine_tune_epochs:
+            raise KdistillError(
+                "--vector_weight and --fine_tune_epochs are not supported with --transfer_shards yet; drop them, "
+                "or distil from the dataset's own unlabelled rows"
             )
         splits = pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, max_unlabelled=0,
                                       encoding=FLAGS.encoding)
@@ -56,24 +61,26 @@ def main(argv):
     if FLAGS.transfer_shards:
         shards = labelling.open_shards(FLAGS.transfer_shards)
         labelling.check_teacher(shards, teacher, FLAGS.transfer_shards)
-    logits = pipeline.label(teacher, common.teacher_dir(), splits)
+    if shards is not None or FLAGS.labels_only:
+        targets = pipeline.label(teacher, common.teacher_dir(), splits)
+    else:  # the transfer set the distill flags ask for (pool cut, augmentation, sentence vectors), labelled once
+        splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, common.distill_config())
     name = "labels_only" if FLAGS.labels_only else "student"
     student_dir = FLAGS.student_dir or os.path.join(FLAGS.out_dir, name)
     if FLAGS.labels_only:
         # A few hundred labelled rows: one device is enough, so --strategy does not apply.
         pipeline.train_labels_only(
-            teacher, splits, student_dir, common.student_config(), common.distill_config(), logits["dev"]
+            teacher, splits, student_dir, common.student_config(), common.distill_config(), targets["dev"]
         )
         return
     out_dir = distribute.worker_dir(student_dir, strategy)
     with strategy.scope():
         if shards is not None:
             pipeline.distill_student_from_shards(
-                teacher, logits, splits, shards, out_dir, common.student_config(), common.distill_config(),
+                teacher, targets, splits, shards, out_dir, common.student_config(), common.distill_config(),
                 strategy=strategy, shuffle_buffer=FLAGS.shuffle_buffer,
             )
         else:
-            splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, common.distill_config())
             pipeline.distill_student(
                 teacher, targets, splits, out_dir, common.student_config(), common.distill_config()
             )

@@ -212,7 +212,7 @@ def _cut_pool(splits, targets, size, seed):
         return splits, targets
     rows = np.sort(np.random.default_rng(seed).choice(len(splits.unlabelled_texts), size, replace=False))
     print(f"[data] distilling from {size:,} of the {len(splits.unlabelled_texts):,} unlabelled texts", flush=True)
-    cut = {name: value[rows] if name.startswith("unlabelled") else value for name, value in targets.items()}
+    cut = {name: value[rows] if name in ("unlabelled", "unlabelled_vectors") else value for name, value in targets.items()}
     return dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[rows]), cut
 
 

@@ -211,12 +211,18 @@ def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors
             return cached
     features = _tokenize(teacher, texts)
     out = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
-    network = _with_vectors(teacher) if has_vectors else teacher
+    # The vectors ride along whenever they will be kept, in the cache or in the answer;
+    # otherwise (timing runs, uncached calls) the teacher runs as it is.
+    collect = has_vectors and (vectors or bool(cache_dir))
+    if not collect:
+        shapes = {"logits": shapes["logits"]}
+        paths = {name: path for name, path in paths.items() if name in shapes}
+    network = _with_vectors(teacher) if collect else teacher
     bar = progress.bar(len(texts), unit_name="text") if verbose else None
     with _pretokenized(teacher):
         for index, batch in _bucketed_batches(features, batch_size, rng=None):
             results = network.predict_on_batch(batch)
-            results = results if has_vectors else [results]
+            results = results if collect else [results]
             for name, result in zip(shapes, results):
                 out[name][index] = keras.ops.convert_to_numpy(result)
             if bar:

@@ -24,6 +24,7 @@ from kdistill import checkpoint, io, progress
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
+from kdistill.errors import KdistillError
 
 # Fraction of the labelled rows held out to stop labels-only training (it has no other signal).
 LABELS_ONLY_VALIDATION = 0.1
@@ -328,7 +329,8 @@ def distill_shards(
         key = checkpoint.run_key(repr(dataclasses.asdict(config)), shards.key, *labelled, *starting_weights)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
     if config.vector_weight or config.fine_tune_epochs or config.transfer_pool:
-        raise ValueError("vector_weight, fine_tune_epochs and transfer_pool do not apply to streamed shards yet")
+        raise KdistillError("vector_weight, fine_tune_epochs and transfer_pool are not supported with streamed "
+                            "shards yet; set them to 0")
     order = io.EpochOrder(config.seed)
     callbacks.insert(0, order)
     # TPUs compile for one batch shape; elsewhere the last, partial batch is kept.
