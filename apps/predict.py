@@ -1,12 +1,15 @@
 """Classifies texts with a trained student: label and class probabilities per text.
 
---model is a Keras student (folder or .keras file) or an exported .tflite model
-of either input kind, run with LiteRT as an app would (export.runtime). Texts
-come from the command line, from --input_file (one per line), or from stdin.
+--model is a Keras student (folder or .keras file) or an exported .tflite model.
+A MediaPipe model runs in MediaPipe Tasks' TextClassifier, the client it is made
+for; the text-in and token-ids models run with LiteRT as an app would
+(export.runtime). Texts come from the command line, from --input_file (one per
+line), or from stdin.
 
     python -m apps.predict --model=runs/demo/student "a gripping, funny film" "dull"
     echo "a gripping, funny film" | python -m apps.predict --model=runs/demo/student --json
     python -m apps.predict --model=runs/demo/student/student_int8.tflite "a gripping, funny film"
+    python -m apps.predict --model=runs/demo/student/student_dynamic_mediapipe.tflite "a gripping, funny film"
 """
 
 import json
@@ -43,9 +46,12 @@ def main(argv):
 def load_classifier(path):
     """Something with `class_names` and `predict_proba(texts)`, chosen by the file's extension."""
     if path.endswith(".tflite"):
-        from export.runtime import TFLiteClassifier  # LiteRT and TF Text only load when needed
+        from export import runtime  # LiteRT, TF Text and MediaPipe only load when needed
 
-        return TFLiteClassifier(path)
+        classifier = runtime.TFLiteClassifier(path)
+        if classifier.input_kind == "mediapipe":
+            return runtime.MediaPipeClassifier(path)
+        return classifier
     return _KerasClassifier(pipeline.load_student(path))
 
 

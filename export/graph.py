@@ -13,6 +13,12 @@ exactly as before, a kept piece's id *is* its embedding row, and the table
 becomes one comparison: ids `>= kept` are `[UNK]`. The pieces cannot be dropped
 instead: removing a piece changes how the words that contain it split.
 
+The MediaPipe model (`BertInputsModule`) takes what MediaPipe's and the Task
+Library's BERT clients send: `[CLS]`, the pieces, `[SEP]`, zero padding, as ids
+into that same vocabulary, with a mask and segment ids. Dropping the markers is
+exact too: a text never yields the `[SEP]` piece itself, because the tokenizer
+splits `[` and `]` off as punctuation.
+
 The token-ids model takes ids into that same ordered vocabulary (the first
 `kept` lines of its `vocab.txt` are the student's pieces), so any standard BERT
 uncased WordPiece tokenizer fed that file produces valid input, and the model
@@ -24,6 +30,7 @@ Example:
 vocabulary = ExportVocabulary.of(student)
 WordpieceIds(vocabulary.pieces, 64)(["A gripping film"])  # ids into vocabulary.pieces, 0-padded
 module = TextModule(student)          # module.serve(tf.constant(["a gripping film"]))
+bert_inputs(ids, vocabulary.pieces)   # [CLS] ids [SEP] 0..., its mask and segment ids, as MediaPipe sends them
 ```
 """
 
@@ -37,6 +44,10 @@ from kdistill.tokenizer import PAD, UNK
 TEXT_INPUT = "texts"
 IDS_INPUT = "token_ids"
 OUTPUT = "probabilities"
+# MediaPipe's and the Task Library's BERT clients find their three inputs by these names.
+BERT_INPUTS = ("ids", "mask", "segment_ids")
+CLS = "[CLS]"
+SEP = "[SEP]"
 
 
 @dataclasses.dataclass
@@ -144,3 +155,86 @@ class TokenIdsModule(_StudentModule):
 
     def _serve(self, token_ids):
         return self._probabilities(token_ids)
+
+
+class BertInputsModule(_StudentModule):
+    """MediaPipe Tasks / Task Library BERT inputs in, probabilities out.
+
+    Three `(1, sequence_length + 2)` int32 inputs named as `BERT_INPUTS`:
+    `[CLS]` + WordPiece ids into `ExportVocabulary.pieces` + `[SEP]`, 0-padded;
+    the mask; the segment ids. The graph turns them back into the student's ids.
+    """
+
+    def __init__(self, student):
+        super().__init__(student)
+        self.bert_length = self.sequence_length + 2
+        self.cls_id = self.vocabulary.pieces.index(CLS)
+        self.sep_id = self.vocabulary.pieces.index(SEP)
+        specs = [tf.TensorSpec([1, self.bert_length], tf.int32, name=name) for name in BERT_INPUTS]
+        self.serve = tf.function(self._serve, input_signature=specs)
+
+    def _serve(self, ids, mask, segment_ids):
+        # Only the first segment's real tokens are text; the student never saw the markers.
+        ids = tf.where(tf.logical_and(mask > 0, tf.equal(segment_ids, 0)), ids, 0)
+        pieces = ids[:, 1 : 1 + self.sequence_length]
+        pieces = tf.where(tf.equal(pieces, self.sep_id), 0, pieces)
+        return self._probabilities(pieces)
+
+
+class MediaPipeWordpieceIds:
+    """Strings -> `(batch, sequence_length)` ids, tokenized as MediaPipe's BERT client does on the phone.
+
+    MediaPipe's BertPreprocessorCalculator lower-cases ASCII letters only (no
+    accent stripping, no Unicode normalisation), splits with TF Text's
+    `RegexSplit` on whitespace, punctuation and CJK ideographs, and runs TF Text's
+    `WordpieceTokenize` over the packed vocabulary
+    (mediapipe/tasks/cc/text/tokenizers/bert_tokenizer.h). The same TF Text
+    functions, with the same patterns and limits, reproduce it here, so LiteRT can
+    be fed exactly what the phone feeds the model. It differs from `WordpieceIds`
+    only on text where case-folding beyond ASCII or accent stripping matters.
+    """
+
+    # bert_tokenizer.h's kDefaultDelimRe / kDefaultIncludeDelimRe.
+    _CJK = (r"[\x{4E00}-\x{9FFF}]|[\x{3400}-\x{4DBF}]|[\x{20000}-\x{2A6DF}]|[\x{2A700}-\x{2B73F}]"
+            r"|[\x{2B740}-\x{2B81F}]|[\x{2B820}-\x{2CEAF}]|[\x{F900}-\x{FAFF}]|[\x{2F800}-\x{2FA1F}]")
+    KEEP_DELIMITERS = r"([!-/]|[:-@]|[\[-`]|[{-~]|[\p{P}]|" + _CJK + ")"
+    DELIMITERS = r"(\s+|[!-/]|[:-@]|[\[-`]|[{-~]|[\p{P}]|" + _CJK + ")"
+
+    def __init__(self, vocabulary, sequence_length):
+        import tensorflow_text as tf_text
+
+        self.sequence_length = int(sequence_length)
+        self._tf_text = tf_text
+        ids = tf.range(len(vocabulary), dtype=tf.int64)
+        table = tf.lookup.StaticVocabularyTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(list(vocabulary)), ids), num_oov_buckets=1
+        )
+        self._wordpiece = tf_text.WordpieceTokenizer(
+            table, suffix_indicator="##", max_bytes_per_word=100, token_out_type=tf.int64, unknown_token=UNK
+        )
+
+    def numpy(self, texts):
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self.sequence_length), np.int32)
+        lowered = tf.strings.lower(tf.constant(texts, tf.string), encoding="")  # "" = ASCII only
+        words = self._tf_text.regex_split(lowered, self.DELIMITERS, self.KEEP_DELIMITERS)
+        ids = self._wordpiece.tokenize(words).merge_dims(-2, -1)
+        return ids.to_tensor(default_value=0, shape=[None, self.sequence_length]).numpy().astype(np.int32)
+
+
+def bert_inputs(ids, pieces):
+    """Student-length ids (`WordpieceIds` over `pieces`) -> the three MediaPipe inputs.
+
+    What the client builds: `[CLS]` + the pieces + `[SEP]`, zero-padded to length + 2,
+    mask 1 on those tokens, segment ids 0. Returns int32 arrays `(ids, mask, segment_ids)`.
+    """
+    ids = np.asarray(ids, np.int32)
+    rows, length = ids.shape
+    lengths = np.sum(ids != 0, axis=1)  # id 0 is [PAD], never a piece
+    out = np.zeros((rows, length + 2), np.int32)
+    out[:, 0] = pieces.index(CLS)
+    out[:, 1 : 1 + length] = ids
+    out[np.arange(rows), 1 + lengths] = pieces.index(SEP)
+    mask = (np.arange(length + 2)[None, :] < (lengths + 2)[:, None]).astype(np.int32)
+    return out, mask, np.zeros_like(out)

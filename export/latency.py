@@ -54,10 +54,8 @@ def invoke_latencies_ms(path, rows, num_threads=1):
 
 
 def classifier_rows(classifier, texts):
-    """Batch-1 inputs for an exported student (`runtime.TFLiteClassifier`): the texts, or their ids."""
-    if classifier.input_kind == "text":
-        return [{"texts": np.array([t.encode("utf-8")], dtype=object)} for t in texts]
-    return [{"token_ids": ids[None, :]} for ids in classifier.token_ids(texts)]
+    """Batch-1 inputs for an exported student (`runtime.TFLiteClassifier`): the texts, their ids, or BERT inputs."""
+    return classifier.rows(texts)
 
 
 def _input_name(tensor_name):

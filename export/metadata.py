@@ -3,17 +3,19 @@
 The converter's flatbuffer has a `metadata` list of named buffers (the
 converter already puts its own `CONVERSION_METADATA` there). The export adds
 `kdistill.json` (label names, sequence length, signature and tensor names,
-output quantisation, ...) and, for token-ids models, `vocab.txt`, so a model
-file copied on its own still carries everything; the `.json` and `.vocab.txt`
-files written beside it hold the same bytes for apps that would rather not
-parse the flatbuffer.
+output quantisation, ...) and the standard `TFLITE_METADATA` that Android tools
+read, whose label and vocabulary files are packed after the flatbuffer
+(`export.standard_metadata`). A model file copied on its own so still carries
+everything; the `.json` and `.vocab.txt` files written beside it hold the same
+bytes for apps that would rather not parse the flatbuffer.
 
 Example:
 
 ```python
 flatbuffer = embed(converter.convert(), {"class_names": ["negative", "positive"]}, {"vocab.txt": b"..."})
 read_metadata("student_int8.tflite")["class_names"]      # ["negative", "positive"]
-read_file("student_int8_ids.tflite", "vocab.txt")        # b"[PAD]\\n[UNK]\\n..."
+read_vocabulary("student_int8_ids.tflite")               # ["[PAD]", "[UNK]", ...]
+read_labels("student_dynamic_mediapipe.tflite")          # ["negative", "positive"]
 ```
 """
 
@@ -23,9 +25,11 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 from tensorflow.lite.tools import flatbuffer_utils
 
+from export import standard_metadata
 from kdistill.errors import KdistillError
 
 METADATA_NAME = "kdistill.json"
+# Token-ids models exported before the standard metadata kept their vocabulary in this entry.
 VOCABULARY_NAME = "vocab.txt"
 
 
@@ -69,10 +73,31 @@ def read_metadata(path):
     return json.loads(data.decode("utf-8")) if data else {}
 
 
+def read_packed_file(path, name):
+    """The bytes of file `name` packed after the model at `path` (standard metadata), or None."""
+    return standard_metadata.packed_files(_read(path)).get(name)
+
+
+def read_standard_metadata(path):
+    """The model's standard `ModelMetadataT` (see `export.standard_metadata`), or None."""
+    data = read_file(path, standard_metadata.METADATA_NAME)
+    return standard_metadata.parse(data) if data else None
+
+
 def read_vocabulary(path):
-    """The token-ids model's vocabulary (list of pieces), or None for a text-in model."""
-    data = read_file(path, VOCABULARY_NAME)
-    return data.decode("utf-8").split("\n")[:-1] if data else None
+    """The vocabulary an app tokenizes with (list of pieces), or None for a text-in model."""
+    data = read_packed_file(path, standard_metadata.VOCABULARY_FILE) or read_file(path, VOCABULARY_NAME)
+    return _lines(data) if data else None
+
+
+def read_labels(path):
+    """The class names in the model's standard label file, or None if it has none."""
+    data = read_packed_file(path, standard_metadata.LABELS_FILE)
+    return _lines(data) if data else None
+
+
+def _lines(data):
+    return data.decode("utf-8").split("\n")[:-1]
 
 
 def vocabulary_bytes(pieces):

@@ -6,6 +6,13 @@ of it is the tokenizer, the network and the metadata), and batch-1 latency on
 one LiteRT thread (`invoke()` alone, see `latency`), median and p90 over the texts. `format_table` renders a set
 of reports for people (Markdown).
 
+A MediaPipe model is also run by the real client, MediaPipe Tasks'
+`TextClassifier`, which tokenizes on its own: lower-casing ASCII only, with
+no accent stripping or Unicode normalisation. The report gives its agreement
+with the Keras student and its largest difference from LiteRT on the same file (`format_mediapipe_table`). LiteRT is fed MediaPipe's own
+tokenization there, so the LiteRT agreement already includes what that
+tokenizer costs; the report also counts the texts it tokenizes differently.
+
 Example:
 
 ```python
@@ -20,7 +27,7 @@ import os
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 
-from export import latency, metadata, runtime
+from export import latency, metadata, runtime, standard_metadata
 
 KIB = 1024
 
@@ -53,7 +60,39 @@ def parity(student, tflite_path, texts, keras_probabilities=None):
     }
     if stored.get("quantization"):
         report["quantization"] = stored["quantization"]
+    if classifier.input_kind == "mediapipe":
+        report.update(mediapipe_parity(student, tflite_path, texts, keras_probabilities, actual))
     return report
+
+
+def mediapipe_parity(student, tflite_path, texts, keras_probabilities, litert_probabilities):
+    """MediaPipe `TextClassifier` on `texts` against the Keras student and against LiteRT on the same file.
+
+    LiteRT is fed MediaPipe's tokenization (`graph.MediaPipeWordpieceIds`), so the two
+    should match to float rounding; `phone_tokenization_differs` counts the texts whose
+    ids differ from the student's own tokenizer, the cost of MediaPipe's simpler one.
+    """
+    client = runtime.MediaPipeClassifier(tflite_path)
+    try:
+        actual = client.predict_proba(texts)
+    finally:
+        client.close()
+    if not texts:
+        return {"mediapipe_agreement": 1.0, "mediapipe_max_abs_diff": 0.0, "phone_tokenization_differs": 0}
+    litert = runtime.TFLiteClassifier(tflite_path)
+    stored = litert.metadata
+    phone_ids = litert.token_ids(texts)
+    phone_ids = np.where(phone_ids < stored["student_vocabulary_size"], phone_ids, stored["unk_id"])
+    differs = np.any(phone_ids != np.asarray(student.tokenizer(texts)), axis=1)
+    diff = np.abs(keras_probabilities - actual)
+    return {
+        "mediapipe_agreement": float(np.mean(keras_probabilities.argmax(-1) == actual.argmax(-1))),
+        "mediapipe_max_abs_diff": float(diff.max()),
+        "mediapipe_mean_abs_diff": float(diff.mean()),
+        "mediapipe_vs_litert_max_abs_diff": float(np.abs(litert_probabilities - actual).max()),
+        "mediapipe_category_names": client.category_names,
+        "phone_tokenization_differs": int(differs.sum()),
+    }
 
 
 def size_breakdown(path):
@@ -83,6 +122,7 @@ def size_breakdown(path):
                         tokenizer_buffers.add(subgraph.Tensors(i).Buffer())
     tokenizer = sum(buffer_size(b) for b in tokenizer_buffers)
     meta = sum(buffer_size(b) for b in metadata.metadata_entries(flatbuffer).values())
+    meta += len(flatbuffer) - standard_metadata.packed_files_start(flatbuffer)  # label and vocabulary files
     return {
         "size_bytes": len(flatbuffer),
         "tokenizer_bytes": tokenizer,
@@ -112,5 +152,24 @@ def format_table(reports):
             f"| {r['model']} | {r['input']} | {r['mode']} | {r['agreement']:.2%} | {r['max_abs_diff']:.2e} "
             f"| {r['mean_abs_diff']:.2e} | {r['size_bytes'] / KIB:,.0f} | {ratio} | {r['tokenizer_bytes'] / KIB:,.0f} "
             f"| {r['network_bytes'] / KIB:,.0f} | {r['metadata_bytes'] / KIB:,.0f} | {latency[0]} | {latency[1]} |"
+        )
+    return "\n".join(lines)
+
+
+def format_mediapipe_table(reports):
+    """A Markdown table of what MediaPipe's own client measured, one row per MediaPipe model."""
+    lines = [
+        "| model | mode | size KiB | LiteRT agreement | MediaPipe agreement | MediaPipe max abs diff "
+        "| MediaPipe vs LiteRT max abs diff | texts MediaPipe tokenizes differently | category names |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in reports:
+        if r["input"] != "mediapipe":
+            continue
+        lines.append(
+            f"| {r['model']} | {r['mode']} | {r['size_bytes'] / KIB:,.0f} | {r['agreement']:.2%} "
+            f"| {r['mediapipe_agreement']:.2%} | {r['mediapipe_max_abs_diff']:.2e} "
+            f"| {r['mediapipe_vs_litert_max_abs_diff']:.2e} | {r['phone_tokenization_differs']} of {r['dev_rows']} "
+            f"| {', '.join(r.get('mediapipe_category_names') or [])} |"
         )
     return "\n".join(lines)

@@ -1,15 +1,24 @@
-"""Export a trained student to LiteRT (`.tflite`) for phones: four quantisation modes, two input kinds.
+"""Export a trained student to LiteRT (`.tflite`) for phones: four quantisation modes, three input kinds.
 
-By default the model takes a batch of raw UTF-8 strings and tokenizes them in
-the graph (TF Text ops, run by LiteRT as custom ops): the app passes text and
-gets class probabilities. `token_ids_input=True` exports the variant that takes
-WordPiece ids instead, for runtimes without TF Text's kernels; its vocabulary
-travels inside it and beside it (`<model>.vocab.txt`). See `export.graph` for
-why both are exact re-wirings of the Keras student.
+- `kind="mediapipe"`: what MediaPipe Tasks' `TextClassifier` (Android, iOS,
+  web, Python) and the TFLite Task Library's `BertNLClassifier` load as they
+  are. Three int32 BERT inputs (`ids`, `mask`, `segment_ids`); the client
+  tokenizes with the WordPiece vocabulary packed in the model and reads the
+  class names from its label file. No custom ops, nothing hand-written on the phone.
+- `kind="text"` (default): a batch of raw UTF-8 strings, tokenized in the graph
+  by TF Text's ops, which LiteRT runs as custom ops: for runtimes that register
+  TF Text's kernels.
+- `kind="token_ids"`: WordPiece ids in, for runtimes that tokenize themselves;
+  its vocabulary travels inside it and beside it (`<model>.vocab.txt`).
+
+See `export.graph` for why all three are exact re-wirings of the Keras student.
+Every model carries standard TFLite Metadata (`export.standard_metadata`): the
+class names as a label file and, where the app tokenizes, the vocabulary.
 
 Modes: `float32` (the Keras maths), `float16` (half-size weights), `dynamic`
 (int8 weights, float activations) and `int8` (int8 weights and activations,
-calibrated on sample texts, int8 probabilities out).
+calibrated on sample texts, int8 probabilities out; MediaPipe refuses an int8
+output, so its int8 model keeps a float32 one).
 
 Every export writes `<model>.json`, the metadata also stored in the model
 (`export.metadata`); the command line also writes `<model>.report.json`, the
@@ -23,13 +32,15 @@ from kdistill import io
 
 student = io.load_model("runs/demo/student/student.keras", "student")
 export_student(student, "runs/demo/student_int8.tflite", mode="int8", calibration_texts=some_texts)
+export_student(student, "runs/demo/student_dynamic_mediapipe.tflite", kind="mediapipe")
 TFLiteClassifier("runs/demo/student_int8.tflite").predict_proba(["a gripping, funny film"])  # [[0.03, 0.97]]
 parity(student, "runs/demo/student_int8.tflite", dev_texts)["agreement"]
 ```
 
-From the command line (all four modes, both input kinds, one combined table):
+From the command line (the MediaPipe model; then all four modes of the other two kinds):
 
 ```
+python -m export.tflite --student_dir=runs/demo/student --target=mediapipe --mode=all --dataset=../shared/data/sst2
 python -m export.tflite --student_dir=runs/demo/student --mode=all --both_inputs --dataset=../shared/data/sst2
 ```
 """
@@ -41,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from export import graph, metadata, report
+from export import graph, metadata, report, standard_metadata
 from export.report import parity  # noqa: F401  (part of this module's API)
 from export.runtime import CUSTOM_OP_REGISTERERS, SIGNATURE_KEY, TFLiteClassifier, custom_op_registerers  # noqa: F401
 from kdistill import cli, io
@@ -53,6 +64,9 @@ OUTPUT_NAME = graph.OUTPUT
 # The custom ops a text-in model holds, as the converter names them.
 CUSTOM_OPS = ("FastBertNormalize", "FastWordpieceTokenizeWithOffsets", "RaggedTensorToTensor")
 DEFAULT_CALIBRATION_SIZE = 500
+# Input kind -> the graph that gets converted.
+KINDS = {"text": graph.TextModule, "token_ids": graph.TokenIdsModule, "mediapipe": graph.BertInputsModule}
+_SUFFIXES = {"text": "", "token_ids": "_ids", "mediapipe": "_mediapipe"}
 REPORT_NAME = "export_report"
 
 
@@ -103,66 +117,80 @@ MODES = {
 }
 
 
-def export_student(student, path, mode="dynamic", token_ids_input=False, calibration_texts=None):
+def export_student(student, path, mode="dynamic", kind="text", calibration_texts=None):
     """Writes `student` as a `.tflite` model, `<path>.json` and (token ids) `<path>.vocab.txt`.
 
     Args:
         student: a `kdistill.student.Student`.
         path: the `.tflite` file to write.
         mode: one of `MODES`.
-        token_ids_input: take `(batch, sequence_length)` int32 ids instead of strings.
+        kind: one of `KINDS`: "text", "token_ids" or "mediapipe".
         calibration_texts: sample texts for `int8` (a few hundred transfer-set texts).
 
     Returns `path`.
     """
     if mode not in MODES:
         raise ValueError(f"unknown export mode {mode!r}; choose one of {sorted(MODES)}")
+    if kind not in KINDS:
+        raise ValueError(f"unknown input kind {kind!r}; choose one of {sorted(KINDS)}")
     calibration_texts = None if calibration_texts is None else list(calibration_texts)
     if mode == "int8" and not calibration_texts:
         raise ValueError("int8 export needs calibration_texts: a few hundred texts like the ones it will see")
-    module = graph.TokenIdsModule(student) if token_ids_input else graph.TextModule(student)
-    flatbuffer, quantization = convert_module(module, mode, _calibration(module, token_ids_input, calibration_texts))
-    meta = _metadata(student, module, mode, token_ids_input, quantization, flatbuffer)
-    files = {}
-    if token_ids_input:
-        files[metadata.VOCABULARY_NAME] = metadata.vocabulary_bytes(module.vocabulary.pieces)
-    flatbuffer = metadata.embed(flatbuffer, meta, files)
+    module = KINDS[kind](student)
+    flatbuffer, quantization = convert_module(
+        module, mode, _calibration(module, kind, calibration_texts), float_output=kind == "mediapipe",
+        # Per-channel dynamic-range dense layers need FULLY_CONNECTED v12, which the Task
+        # Library's last runtime (tflite-support 0.4.4) lacks; per-tensor scales keep the
+        # MediaPipe file loadable there too. On the demo student both give 99.66% agreement.
+        per_tensor_dense=kind == "mediapipe" and mode == "dynamic",
+    )
+    meta = _metadata(student, module, mode, kind, quantization, flatbuffer)
+    standard, files = _standard_metadata(student, module, kind, flatbuffer)
+    flatbuffer = metadata.embed(flatbuffer, meta, {standard_metadata.METADATA_NAME: standard})
+    flatbuffer = standard_metadata.append_files(flatbuffer, files)
 
     with io.atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(flatbuffer)
-    if token_ids_input:
+    if kind == "token_ids":
         vocabulary_path = path + ".vocab.txt"
         with io.atomic_path(vocabulary_path) as tmp:
             with open(tmp, "wb") as f:
-                f.write(files[metadata.VOCABULARY_NAME])
+                f.write(files[standard_metadata.VOCABULARY_FILE])
         meta = dict(meta, vocabulary_file=os.path.basename(vocabulary_path))
     io.write_json(meta, path + ".json")
     return path
 
 
-def _calibration(module, token_ids_input, texts):
+def _calibration(module, kind, texts):
     if not texts:
         return None
-    if token_ids_input:
+    if kind != "text":
         tokenize = graph.WordpieceIds(module.vocabulary.pieces, module.sequence_length, module.lowercase)
 
     def samples():
         # One text per sample, as the model will be run; min/max calibration does not
         # care how the texts are batched.
         for text in texts:
-            if token_ids_input:
-                yield [tokenize.numpy([text])]
-            else:
+            if kind == "text":
                 # Fixed-width bytes: TF's calibrator reads an object array or a tf.string
                 # tensor as garbage (the pointers, it seems) and calibrates on that silently.
                 yield [np.array([text.encode("utf-8")], dtype=np.bytes_)]
+            elif kind == "token_ids":
+                yield [tokenize.numpy([text])]
+            else:
+                # By name: the converter orders the model's inputs its own way (ids, segment_ids, mask).
+                yield dict(zip(graph.BERT_INPUTS, graph.bert_inputs(tokenize.numpy([text]), module.vocabulary.pieces)))
 
     return samples
 
 
-def convert_module(module, mode, calibration=None):
-    """Converts a tf.Module with a `serve` tf.function under `mode`; returns (flatbuffer, what it did)."""
+def convert_module(module, mode, calibration=None, float_output=False, per_tensor_dense=False):
+    """Converts a tf.Module with a `serve` tf.function under `mode`; returns (flatbuffer, what it did).
+
+    `float_output` keeps an int8 model's output float32 (a dequantize at the end);
+    `per_tensor_dense` quantises dense layers with one scale each instead of one per channel.
+    """
     concrete = module.serve.get_concrete_function()
 
     def convert(configure_supported_ops):
@@ -172,6 +200,12 @@ def convert_module(module, mode, calibration=None):
         # TFLiteClassifier (or the app) registers from tensorflow_text.
         converter.allow_custom_ops = True
         quantization = MODES[mode](converter, calibration)
+        if float_output and "output" in quantization:
+            converter.inference_output_type = tf.float32
+            quantization["output"] = "float32"
+        if per_tensor_dense:
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+            quantization["dense_layers"] = "per-tensor scales"
         configure_supported_ops(converter, quantization)
         return converter.convert(), quantization
 
@@ -190,16 +224,35 @@ def convert_module(module, mode, calibration=None):
         return convert(builtins)
 
 
-def _metadata(student, module, mode, token_ids_input, quantization, flatbuffer):
+_TOKENIZATION = {
+    "token_ids": (
+        "Normalise as TF Text's FastBertNormalizer(lower_case_nfd_strip_accents=True): case-fold, NFD, "
+        "strip accents (it also expands compatibility characters, e.g. 'ﬁ' -> 'fi'); split on whitespace, "
+        "punctuation and CJK characters; WordPiece (longest match first, '##' continuations, words over "
+        "100 bytes or with no match -> [UNK]) over vocab.txt, ids being line numbers; pad with 0 or truncate "
+        "to sequence_length. Ids >= student_vocabulary_size are pieces the student dropped; the model maps "
+        "them to [UNK] itself."
+    ),
+    "mediapipe": (
+        "MediaPipe's BERT preprocessor: lower-case ASCII letters (no accent stripping), split on whitespace "
+        "and punctuation, WordPiece over the packed vocab.txt; ids = [CLS] + the first sequence_length pieces "
+        "+ [SEP], 0-padded; mask 1 on those; segment ids 0. The model drops [CLS]/[SEP] and maps ids >= "
+        "student_vocabulary_size to [UNK] itself."
+    ),
+}
+
+
+def _metadata(student, module, mode, kind, quantization, flatbuffer):
     output = _output_quantization(flatbuffer)
     meta = {
         "format": "kdistill-tflite-1",
         "mode": mode,
-        "input": "token_ids" if token_ids_input else "text",
+        "input": kind,
         "signature": SIGNATURE_KEY,
-        "input_name": IDS_INPUT_NAME if token_ids_input else INPUT_NAME,
-        "input_dtype": "int32" if token_ids_input else "string",
-        "input_shape": [-1, module.sequence_length] if token_ids_input else [-1],
+        "input_name": {"text": INPUT_NAME, "token_ids": IDS_INPUT_NAME, "mediapipe": list(graph.BERT_INPUTS)}[kind],
+        "input_dtype": "string" if kind == "text" else "int32",
+        "input_shape": {"text": [-1], "token_ids": [-1, module.sequence_length],
+                        "mediapipe": [1, module.sequence_length + 2]}[kind],
         "output_name": OUTPUT_NAME,
         "output_dtype": "int8" if output else "float32",
         "class_names": list(student.class_names),
@@ -213,22 +266,47 @@ def _metadata(student, module, mode, token_ids_input, quantization, flatbuffer):
     }
     if output:
         meta["output_quantization"] = output  # probability = (q - zero_point) * scale
-    if token_ids_input:
-        meta["vocabulary"] = metadata.VOCABULARY_NAME
-        meta["custom_op_registerers"] = []
-        meta["tokenization"] = (
-            "Normalise as TF Text's FastBertNormalizer(lower_case_nfd_strip_accents=True): case-fold, NFD, "
-            "strip accents (it also expands compatibility characters, e.g. 'ﬁ' -> 'fi'); split on whitespace, "
-            "punctuation and CJK characters; WordPiece (longest match first, '##' continuations, words over "
-            "100 bytes or with no match -> [UNK]) over vocab.txt, ids being line numbers; pad with 0 or truncate "
-            "to sequence_length. Ids >= student_vocabulary_size are pieces the student dropped; the model maps "
-            "them to [UNK] itself."
-        )
-    else:
+    if kind == "text":
         meta["vocabulary"] = "in the graph (FastWordpieceTokenize op)"
         meta["custom_ops"] = list(CUSTOM_OPS)
         meta["custom_op_registerers"] = list(CUSTOM_OP_REGISTERERS)
+    else:
+        meta["vocabulary"] = standard_metadata.VOCABULARY_FILE
+        meta["custom_op_registerers"] = []
+        meta["tokenization"] = _TOKENIZATION[kind]
     return meta
+
+
+def _standard_metadata(student, module, kind, flatbuffer):
+    """The TFLITE_METADATA buffer and the files to pack with it."""
+    files = {standard_metadata.LABELS_FILE: "".join(f"{name}\n" for name in student.class_names).encode("utf-8")}
+    units = []
+    if kind == "text":
+        inputs = [standard_metadata.text_input(INPUT_NAME)]
+    else:
+        files[standard_metadata.VOCABULARY_FILE] = metadata.vocabulary_bytes(module.vocabulary.pieces)
+        units = [standard_metadata.bert_tokenizer()]
+        if kind == "token_ids":
+            inputs = [standard_metadata.token_ids_input(IDS_INPUT_NAME, module.sequence_length)]
+        else:
+            inputs = standard_metadata.bert_inputs(_input_names(flatbuffer))
+    meta = standard_metadata.model_metadata(
+        "kdistill student",
+        f"Conv1D text classifier distilled from a BERT teacher; classes: {', '.join(student.class_names)}.",
+        inputs=inputs,
+        outputs=[standard_metadata.probability_output()],
+        input_process_units=units,
+    )
+    return standard_metadata.metadata_bytes(meta), files
+
+
+def _input_names(flatbuffer):
+    """The converted model's input names, in its own input order ("serving_default_ids:0" -> "ids")."""
+    from tensorflow.lite.python import schema_py_generated as schema_fb
+
+    subgraph = schema_fb.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
+    names = [subgraph.Tensors(i).Name().decode("utf-8") for i in subgraph.InputsAsNumpy()]
+    return [name.split(":")[0].removeprefix("serving_default_") for name in names]
 
 
 def _output_quantization(flatbuffer):
@@ -243,23 +321,23 @@ def _output_quantization(flatbuffer):
     return {"scale": float(q.Scale(0)), "zero_point": int(q.ZeroPoint(0))}
 
 
-def default_path(folder, mode, token_ids_input=False):
-    return os.path.join(folder, f"student_{mode}{'_ids' if token_ids_input else ''}.tflite")
+def default_path(folder, mode, kind="text"):
+    return os.path.join(folder, f"student_{mode}{_SUFFIXES[kind]}.tflite")
 
 
-def export_and_report(student, folder, modes, inputs, dev_texts, calibration_texts=None, paths=None):
+def export_and_report(student, folder, modes, kinds, dev_texts, calibration_texts=None, paths=None):
     """Exports every mode for every input kind, with a report each; returns the reports.
 
     With more than one model a combined `export_report.md` and `.json` go in `folder`.
-    `paths` optionally maps (mode, token_ids_input) to the `.tflite` path to write.
+    `paths` optionally maps (mode, kind) to the `.tflite` path to write.
     """
     keras_probabilities = report.softmax(student.predict_texts(dev_texts))
     reports = []
-    for token_ids_input in inputs:
+    for kind in kinds:
         for mode in modes:
-            path = (paths or {}).get((mode, token_ids_input)) or default_path(folder, mode, token_ids_input)
+            path = (paths or {}).get((mode, kind)) or default_path(folder, mode, kind)
             start = time.time()
-            export_student(student, path, mode, token_ids_input, calibration_texts if mode == "int8" else None)
+            export_student(student, path, mode, kind, calibration_texts if mode == "int8" else None)
             seconds = time.time() - start
             result = report.parity(student, path, dev_texts, keras_probabilities)
             result["export_seconds"] = round(seconds, 2)
@@ -273,6 +351,8 @@ def export_and_report(student, folder, modes, inputs, dev_texts, calibration_tex
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(f"Parity with the Keras student on {len(dev_texts)} dev texts; latency batch 1, 1 thread.\n\n")
                 f.write(report.format_table(reports) + "\n")
+                if any(r["input"] == "mediapipe" for r in reports):
+                    f.write("\n" + report.format_mediapipe_table(reports) + "\n")
     return reports
 
 
@@ -284,9 +364,13 @@ FLAGS = flags.FLAGS
 def _define_flags():
     # Defined only when run as a binary, so apps that import this module keep their own flags.
     flags.DEFINE_string("student_dir", None, "Folder holding student.keras, or a path to a .keras file.")
+    flags.DEFINE_enum("target", "litert", ["litert", "mediapipe"], "mediapipe: the model MediaPipe Tasks' "
+                      "TextClassifier and the Task Library's BertNLClassifier load as they are (BERT inputs, "
+                      "standard metadata); litert: the text-in model (TF Text custom ops) or, with "
+                      "--token_ids_input, the token-ids one.")
     flags.DEFINE_enum("mode", "dynamic", sorted(MODES) + ["all"], "Quantisation of the exported model; "
                       "'all' exports every mode and writes a combined export_report.md/.json.")
-    flags.DEFINE_string("out", None, "The .tflite path (default <student folder>/student_<mode>[_ids].tflite); "
+    flags.DEFINE_string("out", None, "The .tflite path (default <student folder>/student_<mode>[_ids|_mediapipe].tflite); "
                         "with --mode=all, the folder for the models (default the student's folder).")
     flags.DEFINE_string("dataset", None, "Dataset spec: parity and latency on its dev texts, int8 calibration "
                         "on its unlabelled (train) texts.")
@@ -315,7 +399,13 @@ def main(argv):
     model_path = _student_path(FLAGS.student_dir)
     student = io.load_model(model_path, "student")
     modes = list(MODES) if FLAGS.mode == "all" else [FLAGS.mode]
-    inputs = [False, True] if FLAGS.both_inputs else [FLAGS.token_ids_input]
+    if FLAGS.target == "mediapipe":
+        if FLAGS.both_inputs or FLAGS.token_ids_input:
+            raise KdistillError("--target=mediapipe takes no --both_inputs/--token_ids_input: its inputs are "
+                                "MediaPipe's; drop those flags, or export them with --target=litert")
+        kinds = ["mediapipe"]
+    else:
+        kinds = ["text", "token_ids"] if FLAGS.both_inputs else ["token_ids" if FLAGS.token_ids_input else "text"]
 
     from kdistill import data
 
@@ -332,13 +422,15 @@ def main(argv):
     else:
         folder = os.path.dirname(FLAGS.out) if FLAGS.out else os.path.dirname(model_path)
         if FLAGS.out:
-            paths[(FLAGS.mode, inputs[0])] = FLAGS.out
-            if len(inputs) > 1:
-                paths[(FLAGS.mode, True)] = _ids_path(FLAGS.out)
+            paths[(FLAGS.mode, kinds[0])] = FLAGS.out
+            if len(kinds) > 1:
+                paths[(FLAGS.mode, "token_ids")] = _ids_path(FLAGS.out)
     reports = export_and_report(
-        student, folder, modes, inputs, splits.dev_texts, list(splits.unlabelled_texts), paths
+        student, folder, modes, kinds, splits.dev_texts, list(splits.unlabelled_texts), paths
     )
     print(report.format_table(reports))
+    if FLAGS.target == "mediapipe":
+        print(report.format_mediapipe_table(reports))
     written = ", ".join(os.path.join(folder, r["model"]) for r in reports)
     print(f"wrote {written} (+ .json, .report.json each) in {time.time() - start:.1f} s")
     if len(reports) > 1:

@@ -227,7 +227,7 @@ def student_latency_ms(student_dir, texts):
     p50 = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode in LATENCY_MODES:
-            path = tflite.export_student(student, os.path.join(tmp, f"{mode}.tflite"), mode, token_ids_input=True)
+            path = tflite.export_student(student, os.path.join(tmp, f"{mode}.tflite"), mode, kind="token_ids")
             rows = latency.classifier_rows(runtime.TFLiteClassifier(path), texts)
             p50[mode] = float(np.median(latency.invoke_latencies_ms(path, rows)))
     io.write_json({"key": key, "p50": p50}, cache_path)
@@ -277,11 +277,11 @@ def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibrat
     print(f"[cost] student: {student.count_params():,} parameters", flush=True)
     entry = {"params": int(student.count_params()), "throughput_b64": _student_throughput(student, splits.dev_texts)}
     for mode in STUDENT_MODES:
-        for token_ids_input in (False, True):
-            path = tflite.default_path(work_dir, mode, token_ids_input)
-            tflite.export_student(student, path, mode, token_ids_input, calibration_texts=splits.unlabelled_texts)
+        for kind in ("text", "token_ids"):
+            path = tflite.default_path(work_dir, mode, kind)
+            tflite.export_student(student, path, mode, kind, calibration_texts=splits.unlabelled_texts)
             measured = report.parity(student, path, texts)
-            entry[mode + ("_ids" if token_ids_input else "")] = {
+            entry[mode + ("_ids" if kind == "token_ids" else "")] = {
                 key: measured[key] for key in ("latency_ms_p50", "latency_ms_p90", "agreement", "tokenizer_bytes")
             } | {"tflite_bytes": measured["size_bytes"]}
     result["student"] = entry

