@@ -65,6 +65,9 @@ def define_student_flags():
                       "convolution over them.")
     flags.DEFINE_list("dilations", [str(d) for d in student.dilations], "Dilation rates (--architecture=dilated).")
     flags.DEFINE_integer("hidden_units", student.hidden_units, "A ReLU layer of this width before the logits (0 = none).")
+    flags.DEFINE_enum("wordpiece", student.wordpiece, ["teacher", "pruned"], "Split words over the teacher's whole "
+                      "vocabulary (then unkept pieces -> [UNK]) or over the kept pieces alone (a 4x smaller "
+                      "in-graph tokenizer in the text-in model).")
     flags.DEFINE_float("weight_decay", distill.weight_decay, "AdamW weight decay while distilling (0 = Adam).")
     flags.DEFINE_float("vector_weight", distill.vector_weight, "Weight of matching the teacher's sentence vector from "
                        "the student's pooled features (cosine; 0 = off).")
@@ -106,7 +109,7 @@ def student_config():
         kernel_sizes=tuple(int(k) for k in FLAGS.kernel_sizes), dropout=FLAGS.dropout,
         separable=FLAGS.separable, pooling=FLAGS.pooling, init_embeddings=FLAGS.init_embeddings,
         architecture=FLAGS.architecture, dilations=tuple(int(d) for d in FLAGS.dilations),
-        hidden_units=FLAGS.hidden_units,
+        hidden_units=FLAGS.hidden_units, wordpiece=FLAGS.wordpiece,
     )
 
 

@@ -53,9 +53,14 @@ class StudentConfig:
     architecture: str = "parallel"
     dilations: tuple = (1, 2, 4)
     hidden_units: int = 0
+    # What WordPiece splits words over. "teacher": the teacher's 30,522 pieces, then pieces the
+    # student dropped become [UNK], so words split as the teacher splits them. "pruned": the
+    # kept pieces alone, so the text-in model's in-graph tokenizer holds 7,000 pieces instead of
+    # 30,522, but words whose pieces were dropped become one [UNK] (docs/EXPORT.md measures both).
+    wordpiece: str = "teacher"
     # Fields added after benchmark cells were cached, with the value those runs had: left out of
     # cache keys while they hold it (`pipeline.cache_fields`), so those cells stay valid.
-    KEY_OMITS = {"architecture": "parallel", "dilations": (1, 2, 4), "hidden_units": 0}
+    KEY_OMITS = {"architecture": "parallel", "dilations": (1, 2, 4), "hidden_units": 0, "wordpiece": "teacher"}
 
     def network_kwargs(self):
         """The `student.conv_classifier` arguments this config sets: one builder for every caller."""
@@ -119,9 +124,17 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
         corpus = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
         kept_ids = tokenizer_lib.prune_vocabulary(vocabulary, corpus, config.vocabulary_size)
     keras.utils.set_random_seed(seed)
-    student = student_lib.Student(
-        vocabulary, splits.num_classes, kept_ids=kept_ids, class_names=splits.class_names, **config.network_kwargs()
-    )
+    if config.wordpiece == "pruned":
+        if kept_ids is None:
+            raise ValueError("wordpiece='pruned' needs a pruned vocabulary: set vocabulary_size above 0")
+        # The kept pieces become the whole vocabulary, in embedding-row order: nothing to remap.
+        student = student_lib.Student([vocabulary[i] for i in kept_ids], splits.num_classes,
+                                      class_names=splits.class_names, **config.network_kwargs())
+    else:
+        student = student_lib.Student(
+            vocabulary, splits.num_classes, kept_ids=kept_ids, class_names=splits.class_names,
+            **config.network_kwargs()
+        )
     embeddings = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
     init_embeddings(student.classifier, embeddings, kept_ids if kept_ids is not None else range(len(vocabulary)),
                     config, seed)

@@ -396,3 +396,39 @@ def test_mediapipe_tokenizer_lowercases_ascii_only():
     np.testing.assert_array_equal(phone.numpy(plain), student.numpy(plain))
     accented = ["CAFÉ"]  # the student folds É to e; MediaPipe keeps it, and "café" is no piece
     assert (phone.numpy(accented) != student.numpy(accented)).any()
+
+
+def test_standard_metadata_versions_and_packing(exported):
+    from export import standard_metadata
+
+    text = metadata.read_standard_metadata(exported["dynamic", "text"]["path"])
+    ids = metadata.read_standard_metadata(exported["dynamic", "token_ids"]["path"])
+    # A label file alone needs the oldest parser; a tokenizer process unit needs 1.1.0.
+    assert (text.minParserVersion.decode(), ids.minParserVersion.decode()) == ("1.0.0", "1.1.0")
+    assert text.subgraphMetadata[0].inputProcessUnits is None
+    assert [t.name.decode() for t in ids.subgraphMetadata[0].inputTensorMetadata] == ["token_ids"]
+    with open(exported["dynamic", "token_ids"]["path"], "rb") as f:
+        model_bytes = f.read()
+    flatbuffer = model_bytes[: standard_metadata.packed_files_start(model_bytes)]
+    files = standard_metadata.packed_files(model_bytes)
+    assert standard_metadata.append_files(flatbuffer, files) == model_bytes  # packing is deterministic
+    assert standard_metadata.packed_files(flatbuffer) == {}
+    assert flatbuffer[4:8] == b"TFL3"
+
+
+@pytest.mark.slow
+def test_mediapipe_binary_full_dev_parity(student, tmp_path):
+    """`--target=mediapipe --mode=all` on all 872 SST-2 dev sentences, checked by MediaPipe itself."""
+    io.atomic_save_model(student, str(tmp_path / "student.keras"))
+    out = tmp_path / "models"
+    stdout = run_module("export.tflite", f"--student_dir={tmp_path}", "--target=mediapipe", "--mode=all",
+                        f"--dataset={SST2}", f"--out={out}")
+    by_mode = {r["mode"]: r for r in io.read_json(str(out / "export_report.json"))}
+    assert sorted(by_mode) == sorted(MODES)
+    for mode, bar in (("float32", 0.995), ("float16", 0.995), ("dynamic", 0.995), ("int8", 0.98)):
+        result = by_mode[mode]
+        assert result["input"] == "mediapipe" and result["dev_rows"] == 872
+        assert result["mediapipe_agreement"] >= bar, result
+        assert result["mediapipe_vs_litert_max_abs_diff"] < 1e-5, result
+        assert 1 <= result["phone_tokenization_differs"] <= 10  # SST-2 dev's few accented words
+    assert "texts MediaPipe tokenizes differently" in stdout
