@@ -39,7 +39,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from kdistill.tokenizer import PAD, UNK
+from kdistill.tokenizer import PAD, UNK, StudentTokenizer
 
 TEXT_INPUT = "texts"
 IDS_INPUT = "token_ids"
@@ -84,31 +84,18 @@ class ExportVocabulary:
 class WordpieceIds:
     """Strings -> `(batch, sequence_length)` int32 ids into `vocabulary`, 0-padded and truncated.
 
-    The same TF Text ops as `kdistill.tokenizer.StudentTokenizer`: BERT normalisation
-    (lower case, NFD, accents stripped), split on whitespace and punctuation, WordPiece.
+    The student's own tokenizer (`kdistill.tokenizer.StudentTokenizer`, the same TF Text
+    ops) over `vocabulary`, without a remap: ids are line numbers of `vocabulary`.
     Runs eagerly on the host (token-ids models) or inside the exported graph.
     """
 
     def __init__(self, vocabulary, sequence_length, lowercase=True):
-        import tensorflow_text as tf_text
-
         self.sequence_length = int(sequence_length)
-        # init_scope: the ops' model buffers are constants that must outlive any graph being traced.
-        with tf.init_scope():
-            self._normalizer = tf_text.FastBertNormalizer(lower_case_nfd_strip_accents=lowercase)
-            self._wordpiece = tf_text.FastWordpieceTokenizer(
-                vocab=list(vocabulary),
-                token_out_type="int32",
-                unknown_token=UNK,
-                no_pretokenization=False,
-                support_detokenization=False,
-            )
+        self._tokenizer = StudentTokenizer(list(vocabulary), self.sequence_length, lowercase=lowercase)
 
     def __call__(self, texts):
-        texts = tf.convert_to_tensor(texts, dtype=tf.string)
-        ragged = self._wordpiece.tokenize(self._normalizer.normalize(texts))
-        # A fixed-shape to_tensor pads and truncates in one op that LiteRT has a kernel for.
-        return ragged.to_tensor(default_value=0, shape=[None, self.sequence_length])
+        # The layer's own `call`: inside a traced graph there is no Keras bookkeeping to do.
+        return self._tokenizer.call(tf.convert_to_tensor(texts, dtype=tf.string))
 
     def numpy(self, texts):
         texts = np.asarray(list(texts), dtype=object)
