@@ -56,8 +56,11 @@ class MaskedGlobalAveragePooling1D(keras.layers.Layer):
 
     def call(self, features, token_ids):
         mask = keras.ops.cast(keras.ops.expand_dims(keras.ops.not_equal(token_ids, 0), -1), features.dtype)
-        total = keras.ops.sum(features * mask, axis=1)
-        return total / keras.ops.maximum(keras.ops.sum(mask, axis=1), 1.0)
+        # Weight each step by 1/length and sum, rather than sum and divide: the same mean, but
+        # no 64-step total whose wide range an int8 export must quantise. On the demo student
+        # this lifts int8 agreement with Keras from 99.08% to 99.43% (docs/EXPORT.md).
+        weights = mask / keras.ops.maximum(keras.ops.sum(mask, axis=1, keepdims=True), 1.0)
+        return keras.ops.sum(features * weights, axis=1)
 
     def compute_output_shape(self, features_shape, token_ids_shape=None):
         return (features_shape[0], features_shape[-1])
