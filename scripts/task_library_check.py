@@ -81,7 +81,7 @@ def compare(model_paths, dataset, venv):
     print("| --- | --- | ---: | ---: |")
     for path in model_paths:
         scores = task_library[path]
-        name = os.path.basename(path)
+        name = os.path.relpath(path)
         if isinstance(scores, dict):
             print(f"| {name} | no: {scores['error']} | - | - |")
             continue
