@@ -79,9 +79,14 @@ def define_student_flags():
 
 
 def default_dataset():
-    """The shared SST-2 copy when it sits beside the checkout, else the public tfds one."""
-    shared = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "sst2")
-    return os.path.normpath(shared) if os.path.isdir(shared) else "tfds:glue/sst2"
+    """`$KDISTILL_DATA/sst2`, else `../shared/data/sst2` from the working directory, else tfds' SST-2.
+
+    One rule for a checkout and an installed package alike: it looks where the command runs,
+    never beside the code, which an installed package keeps in site-packages.
+    """
+    root = os.environ.get("KDISTILL_DATA") or os.path.join("..", "shared", "data")
+    local = os.path.join(root, "sst2")
+    return os.path.abspath(local) if os.path.isdir(local) else "tfds:glue/sst2"
 
 
 def splits():

@@ -31,7 +31,7 @@ Example:
 
 ```python
 distiller = Distiller(teacher, student)
-distiller.compile(optimizer="adam", alpha=0.5, temperature=2.0, metrics=["accuracy"])
+distiller.compile(optimizer="adam", alpha=0.1, temperature=2.0, metrics=["accuracy"])
 distiller.fit(dataset_of_text_logits_and_labels, epochs=3)
 distiller.evaluate(dev_texts, dev_labels)
 ```
@@ -43,6 +43,11 @@ from kdistill import distribute
 
 LOSSES = ("kl", "mse")
 FEATURES_LAYER = "features"
+# The loss's defaults, which `training.DistillConfig` takes too. SST-2, N=1000 (dev accuracy,
+# 4 epochs): alpha 0.5 -> 77.0%, 0.1 -> 79.6%, 0.0 -> 79.1%. With ~2 labelled rows per batch
+# a heavier label term overfits those rows.
+DEFAULT_ALPHA = 0.1
+DEFAULT_TEMPERATURE = 2.0
 
 
 @keras.saving.register_keras_serializable(package="kdistill")
@@ -66,8 +71,8 @@ class Distiller(keras.Model):
         self,
         optimizer="adam",
         metrics=None,
-        alpha=0.5,
-        temperature=2.0,
+        alpha=DEFAULT_ALPHA,
+        temperature=DEFAULT_TEMPERATURE,
         distillation_loss="kl",
         vector_weight=0.0,
         vector_dim=None,

@@ -23,6 +23,7 @@ import numpy as np
 from kdistill import checkpoint, io, progress
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
+from kdistill import distiller as distiller_lib
 from kdistill.distiller import Distiller
 from kdistill.errors import KdistillError
 
@@ -81,10 +82,8 @@ class DistillConfig:
     min_steps: int = 0
     batch_size: int = 128
     learning_rate: float = 2e-3
-    # SST-2, N=1000 (dev accuracy, 4 epochs): alpha 0.5 -> 77.0%, 0.1 -> 79.6%, 0.0 -> 79.1%.
-    # With ~2 labelled rows per batch a heavier label term overfits those rows.
-    alpha: float = 0.1
-    temperature: float = 2.0
+    alpha: float = distiller_lib.DEFAULT_ALPHA  # weight of the label term (measurements in distiller.py)
+    temperature: float = distiller_lib.DEFAULT_TEMPERATURE
     distillation_loss: str = "kl"
     # Perturbed copies of the transfer texts (augment.py) are added, labelled by the teacher,
     # until the transfer set holds about this many texts (0 = never). Off: one copy of SST-2's
