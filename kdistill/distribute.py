@@ -234,6 +234,10 @@ def global_sum(value):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
+# The Keras release whose trainer internals `_patch_keras_first_batch` replaces.
+PATCHED_KERAS = "3.15."
+
+
 def _patch_keras_first_batch():
     """Works around two gaps of Keras 3's TensorFlow trainer under multi-device strategies.
 
@@ -248,10 +252,19 @@ def _patch_keras_first_batch():
        have (tensorflow/tensorflow#72388): `fit` fails on its first step. Scalars are
        averaged over the workers as they are.
 
-    Applied once, only when a multi-device strategy is made; Keras is pinned (setup.cfg).
+    Applied once, only when a multi-device strategy is made, and only to the Keras release
+    it was written against (`PATCHED_KERAS`; setup.cfg pins it): another one may have moved
+    or fixed these internals, so it is refused with a one-line error instead.
     """
+    import keras
     from keras.src.backend.tensorflow import trainer
 
+    if not keras.__version__.startswith(PATCHED_KERAS):
+        raise KdistillError(
+            f"multi-device training needs kdistill's fixes to Keras' TensorFlow trainer, written for Keras "
+            f"{PATCHED_KERAS}x, but this is Keras {keras.__version__}; install the pinned keras (pip install -e .) "
+            "or train on one device (--strategy=default)"
+        )
     if getattr(trainer, "_kdistill_patched", False):
         return
     import tensorflow as tf

@@ -142,7 +142,7 @@ def fine_tune(
         # A mean-pooled head leaves the backbone's [CLS] pooler out of the loss, and Keras says so every step.
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
         teacher.fit(dataset, epochs=epochs, callbacks=callbacks, validation_data=validation_data,
-                    verbose=progress.keras_verbose(verbose))
+                    verbose=progress.keras_verbose(verbose), shuffle=False)  # the dataset shuffles itself
     # The teacher is frozen from here on; its AdamW moments would triple the saved file.
     teacher.optimizer = None
     teacher.compiled = False
@@ -159,7 +159,11 @@ def save(teacher, folder):
 def load(folder):
     """The saved teacher, frozen: distillation must never move its weights."""
     path = os.path.join(folder, MODEL_FILE) if os.path.isdir(folder) else folder
-    teacher = io.load_model(path, "teacher")
+    with warnings.catch_warnings():
+        # `fine_tune` saves the frozen teacher without optimizer state on purpose; keras-hub's
+        # task compiles itself while loading, and Keras then warns there is no state to restore.
+        warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+        teacher = io.load_model(path, "teacher")
     teacher.trainable = False
     return teacher
 

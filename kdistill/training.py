@@ -224,7 +224,8 @@ def distill(
     callbacks.insert(0, order)
     dataset = with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order, vectors), student)
     history = distiller.fit(
-        dataset, epochs=config.epochs_for(len(texts)), callbacks=callbacks, verbose=progress.keras_verbose(verbose)
+        dataset, epochs=config.epochs_for(len(texts)), callbacks=callbacks, verbose=progress.keras_verbose(verbose),
+        shuffle=False,  # the dataset shuffles itself, seeded by its EpochOrder
     )
     if config.fine_tune_epochs:
         fine_tune_on_labels(student, splits, config, verbose=verbose)
@@ -242,7 +243,7 @@ def fine_tune_on_labels(student, splits, config, verbose="auto"):
     rows = np.arange(len(splits.labelled_texts))
     return student.fit(
         _labelled_dataset(splits, rows, config, shuffle=True), epochs=config.fine_tune_epochs,
-        verbose=progress.keras_verbose(verbose),
+        verbose=progress.keras_verbose(verbose), shuffle=False,  # the dataset shuffles itself
     )
 
 
@@ -276,7 +277,7 @@ def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
     return student.fit(
         _labelled_dataset(splits, train, config, shuffle=True),
         validation_data=_labelled_dataset(splits, val, config, shuffle=False), epochs=max_epochs,
-        callbacks=[stop], verbose=progress.keras_verbose(verbose),
+        callbacks=[stop], verbose=progress.keras_verbose(verbose), shuffle=False,  # the dataset shuffles itself
     )
 
 
@@ -365,5 +366,6 @@ def distill_shards(
             # One machine: Keras splits each global batch over the replicas.
             dataset = make_dataset()
         return distiller.fit(
-            dataset, epochs=config.epochs_for(num_rows), callbacks=callbacks, verbose=progress.keras_verbose(verbose)
+            dataset, epochs=config.epochs_for(num_rows), callbacks=callbacks, verbose=progress.keras_verbose(verbose),
+            shuffle=False,  # the shards are read in their own seeded order
         )

@@ -147,3 +147,11 @@ def test_global_batch_size_helpers():
     assert distribute.replicas(strategy) == 1 and distribute.global_batch_size(64, strategy) == 64
     assert distribute.is_chief(strategy) and distribute.worker_dir("runs/x", strategy) == "runs/x"
     assert np.isclose(float(distribute.global_sum(np.float32(3.0))), 3.0)
+
+
+def test_the_keras_trainer_fixes_refuse_another_keras_release(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(keras, "__version__", "3.16.0")
+    with pytest.raises(KdistillError, match="written for Keras 3.15.x, but this is Keras 3.16.0"):
+        distribute._patch_keras_first_batch()
