@@ -323,22 +323,10 @@ def teacher_predict(teacher, batch_size=64):
     """
     import tensorflow as tf
 
-    signature = teacher_lib._batch_signature(with_labels=False)
-    forward = tf.function(lambda batch: teacher(batch, training=False), input_signature=[signature])
+    forward = tf.function(lambda batch: teacher(batch, training=False), input_signature=[teacher_lib.batch_signature()])
 
     def predict(texts):
-        features = teacher_lib._tokenize(teacher, texts)
-        out = np.zeros((len(texts), teacher.num_classes), dtype=np.float32)
-        with teacher_lib._pretokenized(teacher):
-            for index, batch in teacher_lib._bucketed_batches(features, batch_size, rng=None):
-                out[index] = forward(batch).numpy()
-        broken = int(np.sum(~np.isfinite(out).all(axis=1)))
-        if broken:
-            raise KdistillError(
-                f"the teacher gives NaN or infinite logits for {broken} of {len(texts)} texts; its weights are "
-                "damaged or training diverged: retrain it"
-            )
-        return out
+        return teacher_lib.run_batches(teacher, texts, forward, {"logits": teacher.num_classes}, batch_size)["logits"]
 
     return predict
 
@@ -352,11 +340,10 @@ def strategy_predict(teacher, strategy, batch_size=64):
     import tensorflow as tf
 
     def predict(texts):
-        features = teacher_lib._tokenize(teacher, texts)
-        batches = list(teacher_lib._bucketed_batches(features, batch_size, rng=None))
-        signature = teacher_lib._batch_signature(with_labels=False)
+        batches = list(teacher_lib.inference_batches(teacher, texts, batch_size))
+        signature = teacher_lib.batch_signature()
         dataset = tf.data.Dataset.from_generator(lambda: (b for _, b in batches), output_signature=signature)
-        with strategy.scope(), teacher_lib._pretokenized(teacher):
+        with strategy.scope(), teacher_lib.preprocessed(teacher):
             out = teacher.predict(dataset, verbose=0)
         logits = np.empty_like(out)
         logits[np.concatenate([index for index, _ in batches])] = out

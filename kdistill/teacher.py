@@ -122,7 +122,7 @@ def fine_tune(
     callbacks = [order] + list(callbacks or [])
     dataset = io.epoch_dataset(
         lambda: _bucketed_batches(features, batch_size, order.rng(), labels=labels),
-        signature=_batch_signature(with_labels=True),
+        signature=batch_signature(with_labels=True),
         num_batches=steps_per_epoch,
     )
     validation_data = None
@@ -132,13 +132,13 @@ def fine_tune(
         validation_data = io.epoch_dataset(
             # Any fixed order: only the score over all held-out rows counts.
             lambda: _bucketed_batches(held_out, batch_size, np.random.default_rng(0), labels=held_out_labels),
-            signature=_batch_signature(with_labels=True),
+            signature=batch_signature(with_labels=True),
             num_batches=int(np.ceil(len(held_out_labels) / batch_size)),
         )
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor="val_sparse_categorical_accuracy", mode="max", patience=patience, restore_best_weights=True
         ))
-    with _pretokenized(teacher), warnings.catch_warnings():
+    with preprocessed(teacher), warnings.catch_warnings():
         # A mean-pooled head leaves the backbone's [CLS] pooler out of the loss, and Keras says so every step.
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
         teacher.fit(dataset, epochs=epochs, callbacks=callbacks, validation_data=validation_data,
@@ -213,8 +213,6 @@ def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors
         cached = {name: _read_cache(paths[name], shapes[name], name) for name in wanted}
         if all(value is not None for value in cached.values()):
             return cached
-    features = _tokenize(teacher, texts)
-    out = {name: np.zeros(shape, np.float32) for name, shape in shapes.items()}
     # The vectors ride along whenever they will be kept, in the cache or in the answer;
     # otherwise (timing runs, uncached calls) the teacher runs as it is.
     collect = has_vectors and (vectors or bool(cache_dir))
@@ -222,21 +220,9 @@ def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors
         shapes = {"logits": shapes["logits"]}
         paths = {name: path for name, path in paths.items() if name in shapes}
     network = _with_vectors(teacher) if collect else teacher
-    bar = progress.bar(len(texts), unit_name="text") if verbose else None
-    with _pretokenized(teacher):
-        for index, batch in _bucketed_batches(features, batch_size, rng=None):
-            results = network.predict_on_batch(batch)
-            results = results if collect else [results]
-            for name, result in zip(shapes, results):
-                out[name][index] = keras.ops.convert_to_numpy(result)
-            if bar:
-                bar.add(len(index))
-    broken = int(np.sum(~np.isfinite(out["logits"]).all(axis=1)))
-    if broken:
-        raise KdistillError(
-            f"{cache_dir or 'teacher'}: the teacher gives NaN or infinite logits for {broken} of {len(texts)} "
-            "texts; its weights are damaged or training diverged: retrain it (a lower --teacher_learning_rate)"
-        )
+    widths = {name: shape[1] for name, shape in shapes.items()}
+    out = run_batches(teacher, texts, network.predict_on_batch, widths, batch_size,
+                      bar=progress.bar(len(texts), unit_name="text") if verbose else None, source=cache_dir)
     for name, path in paths.items():
         io.atomic_save_npy(out[name].astype(CACHE_DTYPES[name]), path)
     return {name: out[name] for name in wanted}
@@ -304,8 +290,46 @@ def fingerprint(teacher, texts):
     return digest.hexdigest()[:32]
 
 
+def run_batches(teacher, texts, forward, widths, batch_size=64, bar=None, source=None):
+    """The one way the teacher runs over texts: `{name: float32 array (len(texts), width)}`.
+
+    The texts are tokenized once and cut into batches of similar length (less padding);
+    `forward(batch)` maps one preprocessed batch to an array, or to a list of arrays in
+    the order of `widths` ({name: width}); the rows come back in the order of `texts`.
+    A first output (the logits) with NaN or infinite rows is refused: the teacher is damaged.
+    `source` names the teacher in that error.
+    """
+    out = {name: np.zeros((len(texts), width), np.float32) for name, width in widths.items()}
+    batches = inference_batches(teacher, texts, batch_size)  # tokenizes now, with the preprocessor attached
+    with preprocessed(teacher):
+        for index, batch in batches:
+            results = forward(batch)
+            results = results if len(widths) > 1 else [results]
+            for name, result in zip(widths, results):
+                out[name][index] = keras.ops.convert_to_numpy(result)
+            if bar:
+                bar.add(len(index))
+    first = next(iter(out.values()))
+    broken = int(np.sum(~np.isfinite(first).all(axis=1)))
+    if broken:
+        raise KdistillError(
+            f"{source or 'teacher'}: the teacher gives NaN or infinite logits for {broken} of {len(texts)} "
+            "texts; its weights are damaged or training diverged: retrain it (a lower --teacher_learning_rate)"
+        )
+    return out
+
+
+def inference_batches(teacher, texts, batch_size=64):
+    """`(row indices, preprocessed batch)` pairs covering `texts`, similar lengths together.
+
+    Call it outside `preprocessed(teacher)` (it tokenizes at once), then run the teacher on
+    the batches inside it; `batch_signature()` types them.
+    """
+    return _bucketed_batches(_tokenize(teacher, texts), batch_size, rng=None)
+
+
 @contextlib.contextmanager
-def _pretokenized(teacher):
+def preprocessed(teacher):
     """Detaches the preprocessor: our batches are tokenised already (to bucket them by length)."""
     preprocessor, teacher.preprocessor = teacher.preprocessor, None
     try:
@@ -348,7 +372,7 @@ def _bucketed_batches(features, batch_size, rng, labels=None):
         yield (batch, labels[index]) if labels is not None else (index, batch)
 
 
-def _batch_signature(with_labels):
+def batch_signature(with_labels=False):
     import tensorflow as tf
 
     spec = tf.TensorSpec(shape=(None, None), dtype=tf.int32)
