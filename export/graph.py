@@ -154,10 +154,8 @@ class BertInputsModule(_StudentModule):
 
     def __init__(self, student):
         super().__init__(student)
-        self.bert_length = self.sequence_length + 2
-        self.cls_id = self.vocabulary.pieces.index(CLS)
         self.sep_id = self.vocabulary.pieces.index(SEP)
-        specs = [tf.TensorSpec([1, self.bert_length], tf.int32, name=name) for name in BERT_INPUTS]
+        specs = [tf.TensorSpec([1, self.sequence_length + 2], tf.int32, name=name) for name in BERT_INPUTS]
         self.serve = tf.function(self._serve, input_signature=specs)
 
     def _serve(self, ids, mask, segment_ids):

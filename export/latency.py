@@ -37,7 +37,7 @@ def invoke_latencies_ms(path, rows, num_threads=1):
     interpreter = InterpreterWithCustomOps(
         model_path=path, custom_op_registerers=runtime.custom_op_registerers(), num_threads=num_threads
     )
-    inputs = {_input_name(d["name"]): d for d in interpreter.get_input_details()}
+    inputs = {runtime.input_name(d["name"]): d for d in interpreter.get_input_details()}
     for name, value in rows[0].items():
         if tuple(inputs[name]["shape"]) != np.shape(value):
             interpreter.resize_tensor_input(inputs[name]["index"], list(np.shape(value)))
@@ -52,12 +52,3 @@ def invoke_latencies_ms(path, rows, num_threads=1):
             latencies.append((time.perf_counter() - start) * 1e3)
     return latencies
 
-
-def classifier_rows(classifier, texts):
-    """Batch-1 inputs for an exported student (`runtime.TFLiteClassifier`): the texts, their ids, or BERT inputs."""
-    return classifier.rows(texts)
-
-
-def _input_name(tensor_name):
-    # Converted signatures name their inputs "serving_default_<name>:0".
-    return tensor_name.split(":")[0].removeprefix("serving_default_")

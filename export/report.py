@@ -42,7 +42,7 @@ def parity(student, tflite_path, texts, keras_probabilities=None):
         keras_probabilities = softmax(student.predict_texts(texts))
     classifier = runtime.TFLiteClassifier(tflite_path)
     actual = classifier.predict_proba(texts)
-    latencies = latency.invoke_latencies_ms(tflite_path, latency.classifier_rows(classifier, texts)) if texts else []
+    latencies = latency.invoke_latencies_ms(tflite_path, classifier.rows(texts)) if texts else []
     diff = np.abs(keras_probabilities - actual)
     stored = classifier.metadata
     report = {
@@ -61,25 +61,25 @@ def parity(student, tflite_path, texts, keras_probabilities=None):
     if stored.get("quantization"):
         report["quantization"] = stored["quantization"]
     if classifier.input_kind == "mediapipe":
-        report.update(mediapipe_parity(student, tflite_path, texts, keras_probabilities, actual))
+        report.update(mediapipe_parity(student, classifier, texts, keras_probabilities, actual))
     return report
 
 
-def mediapipe_parity(student, tflite_path, texts, keras_probabilities, litert_probabilities):
-    """MediaPipe `TextClassifier` on `texts` against the Keras student and against LiteRT on the same file.
+def mediapipe_parity(student, litert, texts, keras_probabilities, litert_probabilities):
+    """MediaPipe `TextClassifier` on `texts` against the Keras student and against LiteRT (`litert`,
+    the `runtime.TFLiteClassifier` of the same file).
 
     LiteRT is fed MediaPipe's tokenization (`graph.MediaPipeWordpieceIds`), so the two
     should match to float rounding; `phone_tokenization_differs` counts the texts whose
     ids differ from the student's own tokenizer, the cost of MediaPipe's simpler one.
     """
-    client = runtime.MediaPipeClassifier(tflite_path)
+    client = runtime.MediaPipeClassifier(litert.path)
     try:
         actual = client.predict_proba(texts)
     finally:
         client.close()
     if not texts:
         return {"mediapipe_agreement": 1.0, "mediapipe_max_abs_diff": 0.0, "phone_tokenization_differs": 0}
-    litert = runtime.TFLiteClassifier(tflite_path)
     stored = litert.metadata
     phone_ids = litert.token_ids(texts)
     phone_ids = np.where(phone_ids < stored["student_vocabulary_size"], phone_ids, stored["unk_id"])

@@ -36,6 +36,11 @@ SIGNATURE_KEY = "serving_default"
 CUSTOM_OP_REGISTERERS = ("AddFastBertNormalize", "AddFastWordpieceTokenize", "AddRaggedTensorToTensor")
 
 
+def input_name(tensor_name):
+    """A converted model's input tensor name -> its signature input name ("serving_default_ids:0" -> "ids")."""
+    return tensor_name.split(":")[0].removeprefix(SIGNATURE_KEY + "_")
+
+
 def custom_op_registerers():
     from tensorflow_text.core.pybinds import tflite_registrar
 

@@ -52,7 +52,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from export import graph, metadata, report, standard_metadata
+from export import graph, metadata, report, runtime, standard_metadata
 from export.report import parity  # noqa: F401  (part of this module's API)
 from export.runtime import CUSTOM_OP_REGISTERERS, SIGNATURE_KEY, TFLiteClassifier, custom_op_registerers  # noqa: F401
 from kdistill import cli, io
@@ -305,8 +305,7 @@ def _input_names(flatbuffer):
     from tensorflow.lite.python import schema_py_generated as schema_fb
 
     subgraph = schema_fb.Model.GetRootAsModel(flatbuffer, 0).Subgraphs(0)
-    names = [subgraph.Tensors(i).Name().decode("utf-8") for i in subgraph.InputsAsNumpy()]
-    return [name.split(":")[0].removeprefix("serving_default_") for name in names]
+    return [runtime.input_name(subgraph.Tensors(i).Name().decode("utf-8")) for i in subgraph.InputsAsNumpy()]
 
 
 def _output_quantization(flatbuffer):

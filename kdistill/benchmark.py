@@ -231,7 +231,7 @@ def student_latency_ms(student_dir, texts):
     with tempfile.TemporaryDirectory() as tmp:
         for mode in LATENCY_MODES:
             path = tflite.export_student(student, os.path.join(tmp, f"{mode}.tflite"), mode, kind="token_ids")
-            rows = latency.classifier_rows(runtime.TFLiteClassifier(path), texts)
+            rows = runtime.TFLiteClassifier(path).rows(texts)
             p50[mode] = float(np.median(latency.invoke_latencies_ms(path, rows)))
     io.write_json({"key": key, "p50": p50}, cache_path)
     return p50

@@ -383,13 +383,10 @@ def run_all(
     student_dir = os.path.join(out_dir, "student")
     student, distilled = distill_student(teacher, targets, transfer_splits, student_dir, student_config, distill_config)
     calibration = splits.unlabelled_texts[: tflite.DEFAULT_CALIBRATION_SIZE]  # used by int8 only
-    parity = {}
-    for kind in ("mediapipe", "text"):
-        path = tflite.default_path(out_dir, export_mode, kind)
-        print(f"[export] {path}", flush=True)
-        tflite.export_student(student, path, mode=export_mode, kind=kind, calibration_texts=calibration)
-        parity[kind] = tflite.parity(student, path, splits.dev_texts)
-        io.write_json(parity[kind], path + ".report.json")
+    kinds = ("mediapipe", "text")
+    print(f"[export] {export_mode} {' and '.join(kinds)} models in {out_dir}", flush=True)
+    reports = tflite.export_and_report(student, out_dir, [export_mode], kinds, splits.dev_texts, calibration)
+    parity = dict(zip(kinds, reports))
     tflite_path = tflite.default_path(out_dir, export_mode, "text")
     mediapipe_path = tflite.default_path(out_dir, export_mode, "mediapipe")
     summary = {

@@ -298,8 +298,8 @@ def test_predict_app_runs_tflite_models(exported):
 def test_invoke_latencies_time_every_row_for_both_inputs(exported, dev_texts):
     text_path, ids_path = exported[("dynamic", "text")]["path"], exported[("dynamic", "token_ids")]["path"]
     texts = dev_texts[:20]
-    text_rows = latency.classifier_rows(runtime.TFLiteClassifier(text_path), texts)
-    ids_rows = latency.classifier_rows(runtime.TFLiteClassifier(ids_path), texts)
+    text_rows = runtime.TFLiteClassifier(text_path).rows(texts)
+    ids_rows = runtime.TFLiteClassifier(ids_path).rows(texts)
     assert text_rows[0]["texts"].dtype == object and ids_rows[0]["token_ids"].shape == (1, 64)
     for path, rows in ((text_path, text_rows), (ids_path, ids_rows)):
         latencies = latency.invoke_latencies_ms(path, rows)
