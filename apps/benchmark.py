@@ -4,6 +4,8 @@
     python -m apps.benchmark --num_labels=100,1000 --seeds=0   # a quicker grid
 
 Cells, teachers and teacher logits are cached under --out_dir, so a rerun only computes what changed.
+The cells are kdistill.benchmark's (variants from kdistill.ablations), the cost table kdistill.cost's,
+and kdistill.benchmark_report writes the document.
 """
 
 import os
@@ -12,25 +14,31 @@ import sys
 from absl import flags
 
 from apps import common
-from kdistill import benchmark, cli
+from kdistill import ablations, benchmark, benchmark_report, cli, cost as cost_lib
 
-common.define_teacher_flags()
-common.define_student_flags()
-flags.DEFINE_list("tasks", ["sst2", "ag_news"], "Task names: folders of --data_dir, or name=spec pairs.")
-flags.DEFINE_string("data_dir", os.path.join(os.path.dirname(common.default_dataset())), "Where the task folders live.")
-flags.DEFINE_list("num_labels", ["100", "300", "1000"], "Labelled-set sizes N.")
-flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the labelled sample and training.")
-flags.DEFINE_integer("max_unlabelled", None, "Cap on unlabelled texts per cell.")
-flags.DEFINE_string("out_dir", "runs/benchmark", "Cache of cells, teachers and logits.")
-flags.DEFINE_string("docs_dir", "docs", "Where RESULTS.md, results.json and the plots go.")
-flags.DEFINE_bool("cost", True, "Measure the cost table (exports and times the teachers and the student).")
-flags.DEFINE_string("cost_task", "sst2", "The task whose N=1000 seed-0 student and teacher the cost table uses.")
-flags.DEFINE_integer("latency_rows", 200, "Dev sentences timed at batch 1 for each model.")
-flags.DEFINE_list("ablations", list(benchmark.DEFAULT_ABLATIONS), "One-change-at-a-time variants of the recipe to run "
-                  "(largest N unless the variant names one, first seed); names from kdistill.benchmark.ABLATIONS, empty for none.")
-flags.DEFINE_string("ablation_task", "sst2", "The task the ablations run on.")
-flags.DEFINE_list("ablation_seeds", None, "Seeds each ablation runs with (default: all of --seeds).")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    common.define_teacher_flags()
+    common.define_student_flags()
+    flags.DEFINE_list("tasks", ["sst2", "ag_news"], "Task names: folders of --data_dir, or name=spec pairs.")
+    flags.DEFINE_string("data_dir", os.path.join(os.path.dirname(common.default_dataset())),
+                        "Where the task folders live.")
+    flags.DEFINE_list("num_labels", ["100", "300", "1000"], "Labelled-set sizes N.")
+    flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the labelled sample and training.")
+    flags.DEFINE_integer("max_unlabelled", None, "Cap on unlabelled texts per cell.")
+    flags.DEFINE_string("out_dir", "runs/benchmark", "Cache of cells, teachers and logits.")
+    flags.DEFINE_string("docs_dir", "docs", "Where RESULTS.md, results.json and the plots go.")
+    flags.DEFINE_bool("cost", True, "Measure the cost table (exports and times the teachers and the student).")
+    flags.DEFINE_string("cost_task", "sst2", "The task whose N=1000 seed-0 student and teacher the cost table uses.")
+    flags.DEFINE_integer("latency_rows", 200, "Dev sentences timed at batch 1 for each model.")
+    flags.DEFINE_list("ablations", list(ablations.DEFAULT_ABLATIONS),
+                      "One-change-at-a-time variants of the recipe to run "
+                      "(largest N unless the variant names one, first seed); names from kdistill.ablations.ABLATIONS, "
+                      "empty for none.")
+    flags.DEFINE_string("ablation_task", "sst2", "The task the ablations run on.")
+    flags.DEFINE_list("ablation_seeds", None, "Seeds each ablation runs with (default: all of --seeds).")
 
 
 def task_specs():
@@ -43,7 +51,7 @@ def task_specs():
 
 def main(argv):
     del argv
-    configs = benchmark.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
+    configs = ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
                                 FLAGS.max_unlabelled)
     specs = task_specs()
     rows = [
@@ -60,17 +68,17 @@ def main(argv):
         )
     if FLAGS.cost:
         cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{max(int(n) for n in FLAGS.num_labels)}_seed{FLAGS.seeds[0]}")
-        results["cost"] = benchmark.cost(
+        results["cost"] = cost_lib.cost(
             os.path.join(cell, "student"), os.path.join(cell, "teacher"), specs[FLAGS.cost_task],
             os.path.join(FLAGS.out_dir, "cost"), latency_rows=FLAGS.latency_rows,
         )
     command = "python -m apps.benchmark " + " ".join(sys.argv[1:])
-    benchmark.write_results(results, FLAGS.docs_dir, command.strip())
+    benchmark_report.write_results(results, FLAGS.docs_dir, command.strip())
     print(f"wrote {os.path.join(FLAGS.docs_dir, 'RESULTS.md')}")
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

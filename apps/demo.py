@@ -13,12 +13,15 @@ from absl import flags
 from apps import common
 from kdistill import cli, pipeline
 
-common.define_data_flags()
-common.define_teacher_flags()
-common.define_student_flags()
-flags.DEFINE_string("export_mode", "dynamic", "TFLite quantisation of the exported student.")
 FLAGS = flags.FLAGS
-FLAGS.set_default("out_dir", "runs/demo")
+
+
+def define_flags():
+    common.define_data_flags()
+    common.define_teacher_flags()
+    common.define_student_flags()
+    flags.DEFINE_string("export_mode", "dynamic", "TFLite quantisation of the exported student.")
+    FLAGS.set_default("out_dir", "runs/demo")
 
 
 def main(argv):
@@ -33,7 +36,7 @@ def main(argv):
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -21,19 +21,22 @@ from apps import common
 from kdistill import cli, distribute, labelling, pipeline
 from kdistill.errors import KdistillError
 
-common.define_data_flags()
-common.define_student_flags()
-common.define_strategy_flags()
-flags.DEFINE_bool("labels_only", False, "Train the same student on the labels alone (the baseline; one device).")
-flags.DEFINE_string("student_dir", None, "Where to save the student (default <out_dir>/student or /labels_only).")
-flags.DEFINE_string(
-    "transfer_shards", None,
-    "Teacher-labelled TFRecord shards from apps.label to stream as the unlabelled transfer set: a folder, a glob, "
-    "or a comma-separated list of them. The dataset's own unlabelled rows are then not used.",
-)
-flags.DEFINE_integer("shuffle_buffer", labelling.SHUFFLE_BUFFER,
-                     "Rows in the shuffle buffer when streaming --transfer_shards (memory grows with it).")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    common.define_data_flags()
+    common.define_student_flags()
+    common.define_strategy_flags()
+    flags.DEFINE_bool("labels_only", False, "Train the same student on the labels alone (the baseline; one device).")
+    flags.DEFINE_string("student_dir", None, "Where to save the student (default <out_dir>/student or /labels_only).")
+    flags.DEFINE_string(
+        "transfer_shards", None,
+        "Teacher-labelled TFRecord shards from apps.label to stream as the unlabelled transfer set: a folder, a glob, "
+        "or a comma-separated list of them. The dataset's own unlabelled rows are then not used.",
+    )
+    flags.DEFINE_integer("shuffle_buffer", labelling.SHUFFLE_BUFFER,
+                         "Rows in the shuffle buffer when streaming --transfer_shards (memory grows with it).")
 
 
 def main(argv):
@@ -73,8 +76,7 @@ def main(argv):
             teacher, splits, student_dir, common.student_config(), common.distill_config(), targets["dev"]
         )
         return
-    out_dir = distribute.worker_dir(student_dir, strategy)
-    with strategy.scope():
+    with distribute.worker_output(student_dir, strategy) as out_dir, strategy.scope():
         if shards is not None:
             pipeline.distill_student_from_shards(
                 teacher, targets, splits, shards, out_dir, common.student_config(), common.distill_config(),
@@ -84,12 +86,10 @@ def main(argv):
             pipeline.distill_student(
                 teacher, targets, splits, out_dir, common.student_config(), common.distill_config()
             )
-    distribute.barrier(strategy)  # the chief leaves last
-    distribute.discard_worker_dir(student_dir, strategy)
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,14 @@ from absl import flags
 from apps import common
 from kdistill import cli, io, pipeline
 
-common.define_data_flags()
-common.define_student_flags()
-flags.DEFINE_string("student_dir", None, "Distilled student (default <out_dir>/student).")
-flags.DEFINE_string("labels_only_dir", None, "Labels-only student (default <out_dir>/labels_only).")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    common.define_data_flags()
+    common.define_student_flags()
+    flags.DEFINE_string("student_dir", None, "Distilled student (default <out_dir>/student).")
+    flags.DEFINE_string("labels_only_dir", None, "Labels-only student (default <out_dir>/labels_only).")
 
 
 def main(argv):
@@ -39,7 +42,7 @@ def main(argv):
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

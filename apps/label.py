@@ -28,17 +28,20 @@ from apps import common
 from kdistill import cli, distribute, io, labelling, teacher as teacher_lib
 from kdistill.errors import KdistillError
 
-flags.DEFINE_list("input", None, "Text to label: files, globs or folders of .txt/.tsv/.csv/.jsonl (comma-separated).")
-flags.DEFINE_string("out_dir", "runs/default", "Run folder (the teacher is <out_dir>/teacher unless --teacher_dir).")
-flags.DEFINE_string("teacher_dir", None, "Folder of the fine-tuned teacher (default <out_dir>/teacher).")
-flags.DEFINE_string("out", None, "Folder for the shards (default <out_dir>/transfer).")
-flags.DEFINE_integer("num_shards", 1, "How many shards the corpus is split into (row i -> shard i % num_shards).")
-flags.DEFINE_list("shard_index", None, "The shards this process writes (default: all of them).")
-flags.DEFINE_bool("keep_labels", False, "Write the files' labels (class ids) too; by default every row is unlabelled.")
-flags.DEFINE_string("encoding", "utf-8", "Text encoding of the input files.")
-flags.DEFINE_integer("batch_size", 64, "Teacher batch size (global under --strategy).")
-common.define_strategy_flags()
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_list("input", None, "Text to label: files, globs or folders of .txt/.tsv/.csv/.jsonl (comma-separated).")
+    flags.DEFINE_string("out_dir", "runs/default", "Run folder (the teacher is <out_dir>/teacher unless --teacher_dir).")
+    flags.DEFINE_string("teacher_dir", None, "Folder of the fine-tuned teacher (default <out_dir>/teacher).")
+    flags.DEFINE_string("out", None, "Folder for the shards (default <out_dir>/transfer).")
+    flags.DEFINE_integer("num_shards", 1, "How many shards the corpus is split into (row i -> shard i % num_shards).")
+    flags.DEFINE_list("shard_index", None, "The shards this process writes (default: all of them).")
+    flags.DEFINE_bool("keep_labels", False, "Write the files' labels (class ids) too; by default every row is unlabelled.")
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of the input files.")
+    flags.DEFINE_integer("batch_size", 64, "Teacher batch size (global under --strategy).")
+    common.define_strategy_flags()
 
 
 def main(argv):
@@ -96,7 +99,7 @@ def _name(indices):
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,14 @@ from absl import flags
 from kdistill import cli, data, pipeline
 from kdistill.errors import KdistillError
 
-flags.DEFINE_string("model", "runs/demo/student", "A student folder or .keras file, or an exported .tflite.")
-flags.DEFINE_string("input_file", None, "A text file, one text per line.")
-flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input_file.")
-flags.DEFINE_bool("json", False, "Print one JSON object per text instead of a table.")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model", "runs/demo/student", "A student folder or .keras file, or an exported .tflite.")
+    flags.DEFINE_string("input_file", None, "A text file, one text per line.")
+    flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input_file.")
+    flags.DEFINE_bool("json", False, "Print one JSON object per text instead of a table.")
 
 
 def main(argv):
@@ -79,7 +82,7 @@ def read_texts(args):
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

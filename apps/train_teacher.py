@@ -11,26 +11,24 @@ from absl import flags
 from apps import common
 from kdistill import cli, distribute, pipeline
 
-common.define_data_flags()
-common.define_teacher_flags()
-common.define_strategy_flags()
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    common.define_data_flags()
+    common.define_teacher_flags()
+    common.define_strategy_flags()
 
 
 def main(argv):
     del argv
     strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
-    teacher_dir = common.teacher_dir()
-    pipeline.train_teacher(
-        common.splits(), distribute.worker_dir(teacher_dir, strategy), common.teacher_config(), FLAGS.seed,
-        strategy=strategy,
-    )
-    distribute.barrier(strategy)  # the chief leaves last
-    distribute.discard_worker_dir(teacher_dir, strategy)
+    with distribute.worker_output(common.teacher_dir(), strategy) as out_dir:
+        pipeline.train_teacher(common.splits(), out_dir, common.teacher_config(), FLAGS.seed, strategy=strategy)
 
 
 def run():
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

@@ -360,7 +360,7 @@ def export_and_report(student, folder, modes, kinds, dev_texts, calibration_text
 FLAGS = flags.FLAGS
 
 
-def _define_flags():
+def define_flags():
     # Defined only when run as a binary, so apps that import this module keep their own flags.
     flags.DEFINE_string("student_dir", None, "Folder holding student.keras, or a path to a .keras file.")
     flags.DEFINE_enum("target", "litert", ["litert", "mediapipe"], "mediapipe: the model MediaPipe Tasks' "
@@ -442,8 +442,7 @@ def _ids_path(path):
 
 
 def run():
-    _define_flags()
-    cli.run(main)
+    cli.run(main, define_flags)
 
 
 if __name__ == "__main__":

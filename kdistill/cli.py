@@ -1,4 +1,9 @@
-"""Running an absl binary so that user errors read as one line, not a traceback."""
+"""Running an absl binary so that user errors read as one line, not a traceback.
+
+Each binary defines its flags in a `define_flags()` function rather than on import,
+so binaries can be imported side by side (the tests run them in one process) and
+`run` defines them just before parsing.
+"""
 
 import sys
 
@@ -7,13 +12,13 @@ from absl import app, logging
 from kdistill.errors import KdistillError
 
 
-def run(main):
-    """`app.run(main)`, printing a `KdistillError` as one line on stderr (exit 1).
+def guarded(main):
+    """`main`, printing a `KdistillError` as one line on stderr and exiting with status 1.
 
     With `--verbosity=1` or more the traceback is shown, for debugging.
     """
 
-    def guarded(argv):
+    def guarded_main(argv):
         try:
             return main(argv)
         except KdistillError as e:
@@ -22,4 +27,10 @@ def run(main):
             print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
             sys.exit(1)
 
-    app.run(guarded)
+    return guarded_main
+
+
+def run(main, define_flags):
+    """Defines the binary's flags, then `app.run(main)` with one-line user errors."""
+    define_flags()
+    app.run(guarded(main))

@@ -43,7 +43,7 @@ from kdistill import distribute
 
 LOSSES = ("kl", "mse")
 FEATURES_LAYER = "features"
-# The loss's defaults, which `training.DistillConfig` takes too. SST-2, N=1000 (dev accuracy,
+# The loss's defaults, which `config.DistillConfig` takes too. SST-2, N=1000 (dev accuracy,
 # 4 epochs): alpha 0.5 -> 77.0%, 0.1 -> 79.6%, 0.0 -> 79.1%. With ~2 labelled rows per batch
 # a heavier label term overfits those rows.
 DEFAULT_ALPHA = 0.1
@@ -51,7 +51,7 @@ DEFAULT_TEMPERATURE = 2.0
 
 
 @keras.saving.register_keras_serializable(package="kdistill")
-class Distiller(keras.Model):
+class Distiller(distribute.StrategyFitFixes, keras.Model):
     def __init__(self, teacher, student, **kwargs):
         super().__init__(**kwargs)
         self.teacher = teacher

@@ -17,6 +17,10 @@ replica's summed loss by the global row count, and its label term by the
 global count of labelled rows (`global_sum`), so a batch whose labelled rows all
 land on one replica weighs them exactly as one device would.
 
+Keras 3.15's trainer has two gaps under multi-device strategies; kdistill's own models
+(`Distiller`, the teacher classifiers) inherit their fixes from `StrategyFitFixes`, and
+every other Keras model in the process keeps Keras' trainer as it is.
+
 Multi-worker runs read the cluster from `TF_CONFIG`; every worker runs the same
 command, the chief (`is_chief`) writes the results and the others write to a
 scratch folder beside them (`worker_dir`).
@@ -32,8 +36,10 @@ distiller.fit(dataset_batched_at_the_global_batch_size, epochs=1)
 ```
 """
 
+import contextlib
 import json
 import os
+import shutil
 
 from kdistill.errors import KdistillError
 
@@ -105,7 +111,6 @@ def get_strategy(name="default", tpu=None):
             "--strategy=multi_worker: TF_CONFIG is not set; every worker needs it "
             '(e.g. {"cluster": {"worker": ["host1:2222", "host2:2222"]}, "task": {"type": "worker", "index": 0}})'
         )
-    _patch_keras_first_batch()
     if name == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]
         devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
@@ -182,7 +187,7 @@ def worker_dir(path, strategy):
 
     Every worker of a multi-worker run saves (Keras needs them all to run the same
     code), but only the chief's files are the run's; the others' go to
-    `<path>.worker-<index>`, which `discard_worker_dir` removes.
+    `<path>.worker-<index>`, which `worker_output` removes.
     """
     if is_chief(strategy):
         return path
@@ -190,9 +195,18 @@ def worker_dir(path, strategy):
     return f"{os.path.normpath(path)}.{task_type}-{task_id}"
 
 
-def discard_worker_dir(path, strategy):
-    import shutil
+@contextlib.contextmanager
+def worker_output(path, strategy):
+    """The folder this worker writes `path` to (`worker_dir`); on leaving, every worker waits for
+    the others (`barrier`) and the workers' scratch copies are removed.
 
+    ```python
+    with distribute.worker_output("runs/x/student", strategy) as out_dir:
+        pipeline.distill_student(..., out_dir, ...)
+    ```
+    """
+    yield worker_dir(path, strategy)
+    barrier(strategy)  # the chief leaves last
     if not is_chief(strategy):
         shutil.rmtree(worker_dir(path, strategy), ignore_errors=True)
 
@@ -201,8 +215,8 @@ def barrier(strategy):
     """Returns when every worker of a multi-worker run has got here (at once elsewhere).
 
     The chief hosts the cluster's coordination service: a chief that exits while other
-    workers still evaluate or save leaves them with failing heartbeats. Every binary
-    calls this last.
+    workers still evaluate or save leaves them with failing heartbeats. The binaries
+    call it last, leaving `worker_output`.
     """
     if num_workers(strategy) == 1:
         return
@@ -234,12 +248,24 @@ def global_sum(value):
     return context.all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
-# The Keras release whose trainer internals `_patch_keras_first_batch` replaces.
+# The Keras release whose trainer internals `StrategyFitFixes` overrides.
 PATCHED_KERAS = "3.15."
 
 
-def _patch_keras_first_batch():
-    """Works around two gaps of Keras 3's TensorFlow trainer under multi-device strategies.
+def check_keras_version():
+    """Refuses, in one line, a Keras release other than the one `StrategyFitFixes` was written for."""
+    import keras
+
+    if not keras.__version__.startswith(PATCHED_KERAS):
+        raise KdistillError(
+            f"multi-device training needs kdistill's fixes to Keras' TensorFlow trainer, written for Keras "
+            f"{PATCHED_KERAS}x, but this is Keras {keras.__version__}; install the pinned keras (pip install -e .) "
+            "or train on one device (--strategy=default)"
+        )
+
+
+class StrategyFitFixes:
+    """Mixin for kdistill's own Keras models: two gaps of Keras 3's TensorFlow trainer under multi-device strategies.
 
     1. Before training, Keras averages the first batch over the replicas
        (`_maybe_symbolic_build`) only to learn the input shapes and dtypes. That fails
@@ -249,55 +275,46 @@ def _patch_keras_first_batch():
        dtypes, so they are used instead.
     2. Under `MultiWorkerMirroredStrategy`, Keras averages each step's scalar metrics
        (the loss, the accuracy) over the workers along axis 0, which scalars do not
-       have (tensorflow/tensorflow#72388): `fit` fails on its first step. Scalars are
-       averaged over the workers as they are.
+       have (tensorflow/tensorflow#72388): `fit` fails on its first step. The step hands
+       them to Keras as one-row vectors instead, whose axis-0 mean is the mean over the replicas.
 
-    Applied once, only when a multi-device strategy is made, and only to the Keras release
-    it was written against (`PATCHED_KERAS`; setup.cfg pins it): another one may have moved
-    or fixed these internals, so it is refused with a one-line error instead.
+    Only models that inherit this change; every other Keras model keeps Keras' own trainer.
+    The fixes override Keras internals, so with several replicas they refuse any Keras release
+    but the one they were written for (`PATCHED_KERAS`; setup.cfg pins it).
     """
-    import keras
-    from keras.src.backend.tensorflow import trainer
 
-    if not keras.__version__.startswith(PATCHED_KERAS):
-        raise KdistillError(
-            f"multi-device training needs kdistill's fixes to Keras' TensorFlow trainer, written for Keras "
-            f"{PATCHED_KERAS}x, but this is Keras {keras.__version__}; install the pinned keras (pip install -e .) "
-            "or train on one device (--strategy=default)"
-        )
-    if getattr(trainer, "_kdistill_patched", False):
-        return
-    import tensorflow as tf
-    from keras.src import tree
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        strategy = self._distribute_strategy
+        if strategy is None or replicas(strategy) == 1:
+            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+        check_keras_version()
+        from keras.src import tree
 
-    def first_replica(value):
-        if isinstance(value, tf.distribute.DistributedValues):
-            return value.values[0]
-        return value
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._distribute_strategy is None:
-            return  # Keras builds when it traces the step instead
         if iterator is not None:
             for _, _, it in iterator:
-                data_batch = tree.map_structure(first_replica, next(it))
+                data_batch = tree.map_structure(_first_replica, next(it))
                 break
-        with self.distribute_strategy.scope():
+        with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
-    keras_reduce_per_replica = trainer.reduce_per_replica
+    def _make_function(self, step_function):
+        import tensorflow as tf
+        from keras.src.backend.tensorflow import trainer
 
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not trainer._collective_all_reduce_multi_worker(strategy):
-            return keras_reduce_per_replica(values, strategy, reduction)
+        strategy = self.distribute_strategy
+        if replicas(strategy) > 1:
+            check_keras_version()
+        if not trainer._collective_all_reduce_multi_worker(strategy):
+            return super()._make_function(step_function)
 
-        def reduce(value):
-            if first_replica(value).shape.rank == 0:
-                return strategy.reduce("MEAN", value, axis=None)
-            return keras_reduce_per_replica(value, strategy, reduction)
+        def step_with_scalars_as_rows(data):
+            outputs = step_function(data)
+            return tf.nest.map_structure(lambda v: tf.reshape(v, [1]) if v.shape.rank == 0 else v, outputs)
 
-        return tree.map_structure(reduce, values)
+        return super()._make_function(step_with_scalars_as_rows)
 
-    trainer.TensorFlowTrainer._maybe_symbolic_build = maybe_symbolic_build
-    trainer.reduce_per_replica = reduce_per_replica
-    trainer._kdistill_patched = True
+
+def _first_replica(value):
+    import tensorflow as tf
+
+    return value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value

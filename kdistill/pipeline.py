@@ -32,34 +32,6 @@ METRICS_FILE = "metrics.json"
 BACKUP_DIR = "backup"
 
 
-@dataclasses.dataclass
-class TeacherConfig:
-    handle: str = teacher_lib.OFFLINE_TEACHER
-    epochs: int = 5
-    # Few labels make few steps: 5 epochs of N=100 is 35 updates, and MiniLM barely moves
-    # (SST-2 dev 58.8%). Train for at least this many updates (N=100: 69.7%); N=1000 is unchanged.
-    min_steps: int = 200
-    learning_rate: float = 1e-4
-    batch_size: int = 16
-    sequence_length: int = 128
-    # MiniLM-L6 was trained as a sentence encoder on mean-pooled token vectors, not on its
-    # [CLS] pooler. SST-2 dev, seed 0 (docs/RESULTS.md): N=100 73.2% (mean) vs 71.1% ([CLS]; an
-    # earlier [CLS] run gave 62.3%: its few-label runs swing widely); N=1000 81.5% vs 81.7%.
-    pooling: str = "mean"
-    # Fraction of the N labels held out to stop fine-tuning at the epoch that scores them best
-    # (0 = train on all N for the full schedule). Off: holding out 10% at N=1000 (mean of seeds 0
-    # and 1) left teachers below SetFit (SST-2 80.91% vs 82.40%, AG News 87.80% vs 88.55%) and
-    # moved their students by -0.51 and +0.25 points; 100 held-out rows stop at a noisy epoch.
-    validation_fraction: float = 0.0
-    # Fields added after teachers were cached, with the value those runs had: left out of cache
-    # keys while they hold it (`cache_fields`), so those teachers and their benchmark cells stay valid.
-    KEY_OMITS = {"validation_fraction": 0.0}
-
-    def epochs_for(self, num_labels):
-        steps_per_epoch = -(-num_labels // self.batch_size)
-        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
-
-
 def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encoding="utf-8"):
     splits = data.load(
         dataset, num_labels, seed=seed, max_unlabelled=max_unlabelled, unlabelled=unlabelled, encoding=encoding
@@ -103,6 +75,8 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
         "seconds": round(time.time() - start, 1),
         **stopping,
         **_config_dict(config, "teacher_"),
+        # Whichever command trained it, a later run with the same labels and config reuses it.
+        "run_key": _teacher_key(splits, config, seed),
     }
     io.write_json(metrics, os.path.join(teacher_dir, METRICS_FILE))
     print(f"[teacher] dev accuracy {metrics['teacher_dev_acc']:.4f} ({metrics['seconds']} s)", flush=True)
@@ -116,10 +90,7 @@ def train_or_reuse_teacher(splits, teacher_dir, config, seed=0):
     if os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == key:
         print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
         return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
-    model, metrics = train_teacher(splits, teacher_dir, config, seed)
-    metrics["run_key"] = key
-    io.write_json(metrics, metrics_path)
-    return model, metrics
+    return train_teacher(splits, teacher_dir, config, seed)
 
 
 def _teacher_rows(splits, validation_fraction, seed):

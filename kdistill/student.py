@@ -13,6 +13,8 @@ logits = student(tf.constant(["a gripping, funny film"]))
 ```
 """
 
+import inspect
+
 import keras
 import numpy as np
 
@@ -161,6 +163,14 @@ def conv_multiply_adds(classifier):
     return int(total)
 
 
+# `conv_classifier`'s shape arguments and their defaults: the one list a `Student` takes and saves.
+NETWORK_DEFAULTS = {
+    parameter.name: parameter.default
+    for parameter in inspect.signature(conv_classifier).parameters.values()
+    if parameter.default is not inspect.Parameter.empty and parameter.name != "name"
+}
+
+
 @keras.saving.register_keras_serializable(package="kdistill")
 class Student(keras.Model):
     """Raw strings -> class logits.
@@ -169,57 +179,27 @@ class Student(keras.Model):
         vocabulary: the teacher's WordPiece vocabulary.
         num_classes: number of output classes.
         kept_ids: optional pruned vocabulary (see `tokenizer.prune_vocabulary`).
-        sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable, pooling, architecture,
-            dilations, hidden_units: the shape of the network (see `conv_classifier`).
+        lowercase: lower-case text before WordPiece, as uncased BERT teachers do.
         class_names: label names, kept with the model for prediction and export.
+        sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable, pooling, architecture,
+            dilations, hidden_units: the shape of the network, kept as `student.network` (see
+            `conv_classifier` for each and its default).
     """
 
-    def __init__(
-        self,
-        vocabulary,
-        num_classes,
-        kept_ids=None,
-        sequence_length=64,
-        embedding_dim=64,
-        filters=128,
-        kernel_sizes=(2, 3, 4, 5),
-        dropout=0.3,
-        separable=False,
-        pooling="max",  # students saved before `pooling` existed used max alone; the recipe's default is in StudentConfig
-        architecture="parallel",
-        dilations=(1, 2, 4),
-        hidden_units=0,
-        lowercase=True,
-        class_names=None,
-        **kwargs,
-    ):
+    def __init__(self, vocabulary, num_classes, kept_ids=None, lowercase=True, class_names=None, **kwargs):
+        # The network's shape: `conv_classifier`'s arguments, with its defaults for those not given
+        # (how a student saved before an argument existed loads). The rest are keras.Model's.
+        network = {name: kwargs.pop(name, default) for name, default in NETWORK_DEFAULTS.items()}
         super().__init__(**kwargs)
-        self.tokenizer = StudentTokenizer(vocabulary, sequence_length, kept_ids, lowercase, name="tokenizer")
+        # Lists, as a saved config gives them back.
+        self.network = {name: list(v) if isinstance(v, (list, tuple)) else v for name, v in network.items()}
+        self.tokenizer = StudentTokenizer(vocabulary, network["sequence_length"], kept_ids, lowercase, name="tokenizer")
         self.classifier = conv_classifier(
-            self.tokenizer.vocabulary_size,
-            num_classes,
-            sequence_length=sequence_length,
-            embedding_dim=embedding_dim,
-            filters=filters,
-            kernel_sizes=tuple(kernel_sizes),
-            dropout=dropout,
-            separable=separable,
-            pooling=pooling,
-            architecture=architecture,
-            dilations=tuple(dilations),
-            hidden_units=hidden_units,
+            self.tokenizer.vocabulary_size, num_classes,
+            **{name: tuple(v) if isinstance(v, list) else v for name, v in self.network.items()},
         )
         self.num_classes = int(num_classes)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
-        self.embedding_dim = int(embedding_dim)
-        self.filters = int(filters)
-        self.kernel_sizes = [int(k) for k in kernel_sizes]
-        self.dropout = float(dropout)
-        self.separable = bool(separable)
-        self.pooling = str(pooling)
-        self.architecture = str(architecture)
-        self.dilations = [int(d) for d in dilations]
-        self.hidden_units = int(hidden_units)
         self.built = True
 
     def call(self, texts, training=False):
@@ -243,18 +223,9 @@ class Student(keras.Model):
             vocabulary=self.tokenizer.vocabulary,
             num_classes=self.num_classes,
             kept_ids=self.tokenizer.kept_ids,
-            sequence_length=self.tokenizer.sequence_length,
-            embedding_dim=self.embedding_dim,
-            filters=self.filters,
-            kernel_sizes=self.kernel_sizes,
-            dropout=self.dropout,
-            separable=self.separable,
-            pooling=self.pooling,
-            architecture=self.architecture,
-            dilations=self.dilations,
-            hidden_units=self.hidden_units,
             lowercase=self.tokenizer.lowercase,
             class_names=self.class_names,
+            **self.network,
         )
         return config
 

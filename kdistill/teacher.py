@@ -25,13 +25,12 @@ import warnings
 import weakref
 
 import keras
-import keras_hub
 import numpy as np
 from absl import logging
 
 from kdistill import checkpoint, io, progress
 from kdistill.errors import KdistillError
-from kdistill.teacher_model import MeanPooledBertClassifier
+from kdistill.teacher_model import ClsPooledBertClassifier, MeanPooledBertClassifier
 
 OFFLINE_TEACHER = "minilm"
 MODEL_FILE = "teacher.keras"
@@ -59,7 +58,7 @@ def resolve_preset(handle):
 def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.1, pooling="mean"):
     """A BERT classifier from a keras-hub preset (`bert_base_en_uncased`, `hf://...`) or folder."""
     preset = resolve_preset(handle)
-    classes = {"mean": MeanPooledBertClassifier, "cls": keras_hub.models.BertTextClassifier}
+    classes = {"mean": MeanPooledBertClassifier, "cls": ClsPooledBertClassifier}
     if pooling not in classes:
         raise KdistillError(f"teacher pooling {pooling!r}: use one of {sorted(classes)}")
     try:

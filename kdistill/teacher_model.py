@@ -17,6 +17,8 @@ classifier.predict(["a gripping, funny film"])
 import keras
 import keras_hub
 
+from kdistill.distribute import StrategyFitFixes
+
 
 @keras.saving.register_keras_serializable(package="kdistill")
 class MaskedMeanPooling(keras.layers.Layer):
@@ -32,7 +34,7 @@ class MaskedMeanPooling(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kdistill")
-class MeanPooledBertClassifier(keras_hub.models.BertTextClassifier):
+class MeanPooledBertClassifier(StrategyFitFixes, keras_hub.models.BertTextClassifier):
     """`BertTextClassifier` with the `[CLS]` pooler replaced by a masked mean of token vectors.
 
     Same constructor, preprocessor, presets and config as its parent, so it loads
@@ -60,3 +62,13 @@ class MeanPooledBertClassifier(keras_hub.models.BertTextClassifier):
         self.num_classes = num_classes
         self.activation = keras.activations.get(activation)
         self.dropout = dropout
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class ClsPooledBertClassifier(StrategyFitFixes, keras_hub.models.BertTextClassifier):
+    """keras-hub's `BertTextClassifier` as it is (it classifies from `[CLS]`), fine-tuned with kdistill's
+    multi-device fixes (`StrategyFitFixes`).
+
+    Teachers saved as a plain `BertTextClassifier` before this class existed load as that class;
+    a saved teacher only predicts, which the fixes do not touch.
+    """

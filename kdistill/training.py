@@ -10,7 +10,7 @@ Example:
 splits = data.load("../shared/data/sst2", num_labels=1000)
 teacher_model = teacher.build("minilm", num_classes=splits.num_classes)
 teacher.fine_tune(teacher_model, splits.labelled_texts, splits.labelled_labels)
-student = build_student(teacher_model, splits, StudentConfig())
+student = build_student(teacher_model, splits, config.StudentConfig())
 distill(teacher_model, student, splits, teacher_logits=..., labelled_logits=...)
 ```
 """
@@ -23,92 +23,11 @@ import numpy as np
 from kdistill import checkpoint, io, progress
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
-from kdistill import distiller as distiller_lib
 from kdistill.distiller import Distiller
 from kdistill.errors import KdistillError
 
 # Fraction of the labelled rows held out to stop labels-only training (it has no other signal).
 LABELS_ONLY_VALIDATION = 0.1
-
-
-@dataclasses.dataclass
-class StudentConfig:
-    """Everything that shapes the student; saved with the run so it can be rebuilt."""
-
-    # Pieces kept from the teacher's vocabulary (0 = all). SST-2 N=1000: 7,000 and 8,000 both
-    # gave 79.24% dev; 7,000 keeps the student under 1/39 of MiniLM's parameters (564k).
-    vocabulary_size: int = 7000
-    sequence_length: int = 64
-    embedding_dim: int = 64
-    filters: int = 128
-    kernel_sizes: tuple = (2, 3, 4, 5)
-    dropout: float = 0.3
-    separable: bool = False  # depthwise-separable convolutions
-    # Each branch pooled by its mean over the text as well as its max. N=1000, mean of seeds 0
-    # and 1 (distilled dev accuracy, docs/RESULTS.md and its previous version): SST-2 79.64% vs
-    # 79.42% (max alone), AG News 87.35% vs 86.75%.
-    pooling: str = "max_mean"
-    init_embeddings: str = "teacher"  # "teacher" (PCA of its token embeddings) or "random"
-    # Shapes beyond the parallel branches (`student.conv_classifier`). The two-seed sweep
-    # (docs/SWEEP.md) found dilated residual convolutions worth +0.17 on SST-2 and 0.00 on AG News.
-    architecture: str = "parallel"
-    dilations: tuple = (1, 2, 4)
-    hidden_units: int = 0
-    # What WordPiece splits words over. "teacher": the teacher's 30,522 pieces, then pieces the
-    # student dropped become [UNK], so words split as the teacher splits them. "pruned": the
-    # kept pieces alone, so the text-in model's in-graph tokenizer holds 7,000 pieces instead of
-    # 30,522, but words whose pieces were dropped become one [UNK] (docs/EXPORT.md measures both).
-    wordpiece: str = "teacher"
-    # Fields added after benchmark cells were cached, with the value those runs had: left out of
-    # cache keys while they hold it (`pipeline.cache_fields`), so those cells stay valid.
-    KEY_OMITS = {"architecture": "parallel", "dilations": (1, 2, 4), "hidden_units": 0, "wordpiece": "teacher"}
-
-    def network_kwargs(self):
-        """The `student.conv_classifier` arguments this config sets: one builder for every caller."""
-        return dict(
-            sequence_length=self.sequence_length, embedding_dim=self.embedding_dim, filters=self.filters,
-            kernel_sizes=tuple(self.kernel_sizes), dropout=self.dropout, separable=self.separable,
-            pooling=self.pooling, architecture=self.architecture, dilations=tuple(self.dilations),
-            hidden_units=self.hidden_units,
-        )
-
-
-@dataclasses.dataclass
-class DistillConfig:
-    epochs: int = 4  # SST-2, N=1000: dev accuracy peaks at 2-4 epochs over 67k texts
-    # A small transfer set makes few updates in `epochs`: AG News' 4,000 texts make 128 in 4
-    # epochs. Train for at least this many updates (0 = `epochs` alone). Off: 16 epochs on AG
-    # News N=1000 gave -0.25 points (mean of seeds 0 and 1, docs/RESULTS.md).
-    min_steps: int = 0
-    batch_size: int = 128
-    learning_rate: float = 2e-3
-    alpha: float = distiller_lib.DEFAULT_ALPHA  # weight of the label term (measurements in distiller.py)
-    temperature: float = distiller_lib.DEFAULT_TEMPERATURE
-    distillation_loss: str = "kl"
-    # Perturbed copies of the transfer texts (augment.py) are added, labelled by the teacher,
-    # until the transfer set holds about this many texts (0 = never). Off: one copy of SST-2's
-    # 67k texts gave +0.86 points (N=1000, mean of 2 seeds) for 45k more texts to label, four
-    # copies of AG News' 4,000 gave -0.25 (mean of 2 seeds).
-    augment_to: int = 0
-    seed: int = 0
-    # AdamW's decoupled weight decay (0 = plain Adam).
-    weight_decay: float = 0.0
-    # Weight of the sentence-vector term (distiller.py): a projection of the student's pooled
-    # features matched to the teacher's mean-pooled sentence vector by cosine (0 = off).
-    vector_weight: float = 0.0
-    # After distillation, this many epochs of cross-entropy on the gold labels alone at
-    # `fine_tune_learning_rate` (Ye et al. 2021; 0 = none).
-    fine_tune_epochs: int = 0
-    fine_tune_learning_rate: float = 1e-4
-    # Distil from at most this many of the unlabelled texts, a seeded sample (0 = all): measures
-    # how the gap grows as the pool shrinks.
-    transfer_pool: int = 0
-    KEY_OMITS = {"weight_decay": 0.0, "vector_weight": 0.0, "fine_tune_epochs": 0, "fine_tune_learning_rate": 1e-4,
-                 "transfer_pool": 0}
-
-    def epochs_for(self, num_rows):
-        steps_per_epoch = max(-(-num_rows // self.batch_size), 1)
-        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
 
 
 def build_student(teacher, splits, config, seed=0, kept_ids=None):

@@ -43,7 +43,7 @@ MAX_VOCABULARY = 12000  # the pieces exported; a variant keeps the most frequent
 SEQUENCE_LENGTH = {"sst2": 64, "ag_news": 128}  # exported; a variant keeps the first `seq`
 PARAMETER_BUDGET = 582_000  # 1/39 of MiniLM-L6, issue #4
 
-# Each variant changes the default recipe (`kdistill.training.StudentConfig` and `DistillConfig`) in the
+# Each variant changes the default recipe (`kdistill.StudentConfig` and `DistillConfig`) in the
 # fields it names. Two keys belong to the sweep: `augmented` adds the teacher-labelled perturbed copies of
 # augment_134k (SST-2 only), and `tasks` the tasks a variant runs on.
 VARIANTS = {
@@ -83,17 +83,17 @@ VARIANTS = {
 
 def configs(name, seed):
     """The library configs of variant `name` on `seed`, whether it adds the perturbed copies, and its tasks."""
-    from kdistill import training
+    from kdistill.config import DistillConfig, StudentConfig
 
     overrides = dict(VARIANTS[name])
     tasks, augmented = overrides.pop("tasks", TASKS), overrides.pop("augmented", False)
     fields = {config: {k: v for k, v in overrides.items() if k in config.__dataclass_fields__}
-              for config in (training.StudentConfig, training.DistillConfig)}
-    unknown = set(overrides) - set(fields[training.StudentConfig]) - set(fields[training.DistillConfig])
+              for config in (StudentConfig, DistillConfig)}
+    unknown = set(overrides) - set(fields[StudentConfig]) - set(fields[DistillConfig])
     if unknown:
         raise ValueError(f"variant {name}: unknown fields {sorted(unknown)}")
-    student = training.StudentConfig(**fields[training.StudentConfig])
-    distill = training.DistillConfig(seed=seed, **fields[training.DistillConfig])
+    student = StudentConfig(**fields[StudentConfig])
+    distill = DistillConfig(seed=seed, **fields[DistillConfig])
     if distill.fine_tune_epochs or distill.transfer_pool or distill.augment_to:
         raise ValueError(f"variant {name}: the sweep trains from exported arrays; run that idea through apps.benchmark")
     return student, distill, augmented, tasks
@@ -103,13 +103,14 @@ def export(run_dir, data_dir, arrays_dir):
     """One .npz per N=1000 cell, from the benchmark's cached teachers and their outputs (computes nothing new)."""
     from kdistill import augment, pipeline
     from kdistill import teacher as teacher_lib
+    from kdistill.config import TeacherConfig
 
     os.makedirs(arrays_dir, exist_ok=True)
     for task in TASKS:
         for seed in SEEDS:
             splits = pipeline.load_splits(os.path.join(data_dir, task), 1000, seed)
             teacher_dir = os.path.join(run_dir, task, f"n1000_seed{seed}", "teacher")
-            teacher, _ = pipeline.train_or_reuse_teacher(splits, teacher_dir, pipeline.TeacherConfig(), seed)
+            teacher, _ = pipeline.train_or_reuse_teacher(splits, teacher_dir, TeacherConfig(), seed)
             targets = pipeline.label(teacher, teacher_dir, splits, vectors=True)
             arrays, tokenizer = cell_arrays(teacher, splits, targets, SEQUENCE_LENGTH[task])
             if task == "sst2":  # the perturbed copies of augment_134k, labelled (and cached) by the teacher

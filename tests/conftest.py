@@ -1,7 +1,9 @@
-"""Shared fixtures: small real slices of the shared data and a real fine-tuned MiniLM teacher.
+"""Shared fixtures: small real slices of the shared data, a real fine-tuned MiniLM teacher, a small run.
 
 The teacher is fine-tuned once per test session (about 20 s on 2 cores) and saved,
-so every test that needs one gets the same frozen model.
+so every test that needs one gets the same frozen model. `small_run` is a run folder
+made by the binaries themselves (teacher, distilled and labels-only students), shared
+by the tests of the binaries that read a run.
 """
 
 import os
@@ -10,10 +12,18 @@ import numpy as np
 import pytest
 
 from kdistill import data, teacher as teacher_lib
+from tests.binaries import run_app, run_in_process
 
 SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 SST2 = os.path.join(SHARED_DATA, "sst2")
 AG_NEWS = os.path.join(SHARED_DATA, "ag_news")
+
+
+# The binaries' small run: few labels, few epochs, a narrow student.
+SMALL_LABELS = ["--num_labels=120", "--max_unlabelled=600", "--seed=1"]
+SMALL_TEACHER = ["--teacher_epochs=4", "--teacher_min_steps=0", "--max_seq_length=64"]
+SMALL_STUDENT = ["--epochs=2", "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
+SMALL_DEV_ROWS = 200
 
 
 def pytest_configure(config):
@@ -27,6 +37,39 @@ def sst2_splits():
     # Dev is cut to 300 rows so teacher and student evaluations stay quick.
     splits.dev_texts, splits.dev_labels = splits.dev_texts[:300], splits.dev_labels[:300]
     return splits
+
+
+def _head_of(source, folder, lines):
+    """A copy of dataset folder `source` in `folder` with the first `lines[name]` lines of each file named."""
+    for name in os.listdir(source):
+        with open(os.path.join(source, name), encoding="utf-8") as f:
+            kept = [line for _, line in zip(range(lines.get(name, 10**9)), f)]
+        (folder / name).write_text("".join(kept), encoding="utf-8")
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def small_sst2(tmp_path_factory):
+    """SST-2's first 2,000 train rows and first 200 dev rows: every pass over dev in a binary stays short."""
+    rows = {"train.tsv": 2000 + 1, "dev.tsv": SMALL_DEV_ROWS + 1}  # and the header
+    return _head_of(SST2, tmp_path_factory.mktemp("sst2_small"), rows)
+
+
+@pytest.fixture(scope="session")
+def small_ag_news(tmp_path_factory):
+    """AG News' first 1,000 train rows (all four classes) and first 200 dev rows (its CSVs have no header)."""
+    return _head_of(AG_NEWS, tmp_path_factory.mktemp("ag_news_small"), {"train.csv": 1000, "dev.csv": SMALL_DEV_ROWS})
+
+
+@pytest.fixture(scope="session")
+def small_run(small_sst2, tmp_path_factory):
+    """A run folder from `apps.train_teacher` and `apps.distill` (subprocesses) and a labels-only student."""
+    out = str(tmp_path_factory.mktemp("run"))
+    flags = [f"--dataset={small_sst2}", *SMALL_LABELS, f"--out_dir={out}"]
+    run_app("apps.train_teacher", *flags, *SMALL_TEACHER)
+    run_app("apps.distill", *flags, *SMALL_STUDENT)
+    run_in_process("apps.distill", *flags, *SMALL_STUDENT, "--labels_only")
+    return out
 
 
 @pytest.fixture(scope="session")

@@ -1,40 +1,19 @@
-"""The binaries, run as a user runs them: subprocesses on a small real SST-2 slice."""
+"""The binaries on a small real SST-2 slice: each once in a subprocess, as a user runs it, else in process.
+
+`small_run` (conftest) runs `apps.train_teacher` and `apps.distill` as subprocesses;
+`apps.evaluate` and `apps.predict` run as subprocesses here; `export.tflite` has its
+subprocess test in test_export.py.
+"""
 
 import json
 import os
-import subprocess
-import sys
 
+import numpy as np
 import pytest
 
-from tests.conftest import SST2
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL_RUN = [
-    f"--dataset={SST2}", "--num_labels=120", "--max_unlabelled=600", "--seed=1",
-]
-SMALL_TEACHER = ["--teacher_epochs=2", "--teacher_min_steps=0", "--max_seq_length=64"]
-SMALL_STUDENT = ["--epochs=2", "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
-
-
-def run_app(module, *args, stdin=None, check=True):
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, input=stdin, capture_output=True, text=True,
-        timeout=600,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stderr[-3000:]}")
-    return result
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("run"))
-    common = SMALL_RUN + [f"--out_dir={out}"]
-    run_app("apps.train_teacher", *common, *SMALL_TEACHER)
-    run_app("apps.distill", *common, *SMALL_STUDENT)
-    run_app("apps.distill", *common, *SMALL_STUDENT, "--labels_only")
-    return out
+from kdistill import data, io, teacher as teacher_lib
+from tests.binaries import one_line_error, run_app, run_in_process
+from tests.conftest import SMALL_DEV_ROWS, SMALL_LABELS, SMALL_STUDENT, SST2
 
 
 def read(path):
@@ -42,65 +21,75 @@ def read(path):
         return json.load(f)
 
 
-def test_train_teacher_writes_model_and_metrics(run_dir):
-    metrics = read(os.path.join(run_dir, "teacher", "metrics.json"))
-    assert os.path.isfile(os.path.join(run_dir, "teacher", "teacher.keras"))
+def test_train_teacher_writes_model_and_metrics(small_run):
+    metrics = read(os.path.join(small_run, "teacher", "metrics.json"))
+    assert os.path.isfile(os.path.join(small_run, "teacher", "teacher.keras"))
     assert metrics["num_labels"] == 120
     assert metrics["teacher_params"] > 22_000_000
-    assert 0.5 < metrics["teacher_dev_acc"] <= 1.0
+    assert metrics["teacher_dev_acc"] > 0.65  # 120 labels, 4 epochs: 72.5% measured; chance is 50%
 
 
-def test_distill_writes_students_and_caches_teacher_logits(run_dir):
-    distilled = read(os.path.join(run_dir, "student", "metrics.json"))
-    baseline = read(os.path.join(run_dir, "labels_only", "metrics.json"))
+def test_distill_writes_students_and_caches_teacher_logits(small_run, small_sst2):
+    distilled = read(os.path.join(small_run, "student", "metrics.json"))
+    baseline = read(os.path.join(small_run, "labels_only", "metrics.json"))
     assert distilled["num_unlabelled"] == 600
     assert distilled["student_params"] == baseline["student_params"]
-    assert 0.0 <= distilled["agreement_with_teacher"] <= 1.0
     # Dev, labelled and unlabelled logits were each computed once and reused by the second run.
-    assert len(os.listdir(os.path.join(run_dir, "teacher", "logits"))) == 3
+    logits_dir = os.path.join(small_run, "teacher", "logits")
+    assert len(os.listdir(logits_dir)) == 3
+    # The recorded agreement is the student's and the cached teacher's top class on dev.
+    teacher = teacher_lib.load(os.path.join(small_run, "teacher"))
+    dev_texts = data.load(small_sst2, num_labels=120, seed=1, max_unlabelled=600).dev_texts
+    teacher_logits = teacher_lib.logits(teacher, dev_texts, cache_dir=os.path.join(small_run, "teacher"),
+                                        verbose=False)
+    assert len(os.listdir(logits_dir)) == 3  # served from the cache, not a fourth entry
+    student = io.load_model(os.path.join(small_run, "student", "student.keras"), "student")
+    same = np.argmax(student.predict_texts(dev_texts), -1) == np.argmax(teacher_logits, -1)
+    assert distilled["agreement_with_teacher"] == pytest.approx(float(np.mean(same)))
 
 
-def test_evaluate_reports_all_three_models(run_dir):
-    result = run_app("apps.evaluate", *SMALL_RUN, f"--out_dir={run_dir}", *SMALL_STUDENT)
-    metrics = read(os.path.join(run_dir, "metrics.json"))
-    for key in ("teacher_dev_acc", "student_dev_acc", "labels_only_dev_acc", "student_agreement"):
-        assert 0.0 <= metrics[key] <= 1.0, key
-    assert metrics["dev_rows"] == 872
+def test_evaluate_reports_all_three_models(small_run, small_sst2):
+    result = run_app("apps.evaluate", f"--dataset={small_sst2}", *SMALL_LABELS, f"--out_dir={small_run}",
+                     *SMALL_STUDENT)
+    metrics = read(os.path.join(small_run, "metrics.json"))
+    assert metrics["dev_rows"] == SMALL_DEV_ROWS
+    # The same dev accuracies the training binaries recorded, recomputed from the saved models.
+    assert metrics["teacher_dev_acc"] == read(os.path.join(small_run, "teacher", "metrics.json"))["teacher_dev_acc"]
+    for name in ("student", "labels_only"):
+        recorded = read(os.path.join(small_run, name, "metrics.json"))["student_dev_acc"]
+        assert metrics[f"{name}_dev_acc"] == pytest.approx(recorded, abs=1e-9), name
     table = result.stdout.splitlines()
     assert any(line.startswith("labels_only") and f"{metrics['labels_only_dev_acc']:.2%}" in line for line in table)
 
 
-def test_predict_from_arguments_and_stdin(run_dir):
-    model = os.path.join(run_dir, "student")
+def test_predict_from_arguments_and_stdin(small_run):
+    model = os.path.join(small_run, "student")
     table = run_app("apps.predict", f"--model={model}", "a triumph", "a dreary mess").stdout.splitlines()
-    assert len(table) == 2 and table[0].split("\t")[0] in ("0", "1")
-    lines = run_app("apps.predict", f"--model={model}", "--json", stdin="a triumph\n\nsmart and funny\n").stdout
+    assert [row.split("\t")[-1] for row in table] == ["a triumph", "a dreary mess"]
+    lines = run_in_process("apps.predict", f"--model={model}", "--json", stdin="a triumph\n\nsmart and funny\n").stdout
     records = [json.loads(line) for line in lines.splitlines()]
     assert [r["text"] for r in records] == ["a triumph", "smart and funny"]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in records)
+    assert all(r["label"] == max(r["probabilities"], key=r["probabilities"].get) for r in records)
 
 
-def test_export_binary_writes_tflite_and_parity_report(run_dir):
-    out = os.path.join(run_dir, "student.tflite")
-    run_app("export.tflite", f"--student_dir={os.path.join(run_dir, 'student')}", f"--out={out}",
-            f"--dataset={SST2}")
+def test_export_binary_writes_tflite_and_parity_report(small_run, small_sst2):
+    out = os.path.join(small_run, "student.tflite")
+    run_in_process("export.tflite", f"--student_dir={os.path.join(small_run, 'student')}", f"--out={out}",
+                   f"--dataset={small_sst2}")
     report = read(out + ".report.json")
-    assert report["rows"] == 872 and report["agreement"] >= 0.99
+    assert report["rows"] == SMALL_DEV_ROWS and report["agreement"] >= 0.99
 
 
 @pytest.mark.parametrize(
     "module, args, message",
     [
         ("apps.train_teacher", ["--dataset=/no/such/data"], "/no/such/data: no such file or folder"),
-        ("apps.distill", SMALL_RUN + ["--out_dir=/no/such/run"], "no teacher model here"),
+        ("apps.distill", [f"--dataset={SST2}", *SMALL_LABELS, "--out_dir=/no/such/run"], "no teacher model here"),
         ("apps.predict", ["--model=/no/such/student", "text"], "no student model here"),
         ("apps.distill", ["--out_dir=/no/such/run", "--transfer_shards=/no/such/shards", "--augment_to=20000"],
          "do not apply with --transfer_shards"),
     ],
 )
 def test_user_errors_are_one_line_without_traceback(module, args, message):
-    result = run_app(module, *args, check=False)
-    assert result.returncode == 1
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+    assert message in one_line_error(run_in_process(module, *args, check=False))

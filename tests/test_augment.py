@@ -5,7 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kdistill import augment, data, pipeline, teacher as teacher_lib, training
+from kdistill import augment, data, pipeline, teacher as teacher_lib
+from kdistill.config import DistillConfig
 
 from conftest import AG_NEWS
 
@@ -49,7 +50,7 @@ def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_di
     splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:200])
     logits = dict(transfer_logits, unlabelled=transfer_logits["unlabelled"][:200])
     size = len(splits.labelled_texts) + len(splits.unlabelled_texts)
-    config = training.DistillConfig(augment_to=2 * size)
+    config = DistillConfig(augment_to=2 * size)
     grown, grown_logits = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, config)
     extra = grown.unlabelled_texts[200:]
     # One copy of each text, less those no perturbation changed (short SST-2 phrases often).
@@ -61,5 +62,5 @@ def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_di
     np.testing.assert_allclose(
         grown_logits["unlabelled"][200:264], teacher_lib.logits(teacher, list(extra[:64]), verbose=False), atol=1e-4
     )
-    unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, training.DistillConfig())
+    unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, DistillConfig())
     assert unchanged[0] is splits and unchanged[1] is logits

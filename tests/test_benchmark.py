@@ -3,30 +3,39 @@ import os
 
 import pytest
 
-from kdistill import benchmark, pipeline, training
-from tests.conftest import AG_NEWS
+from kdistill import ablations, benchmark, benchmark_report, config, cost as cost_lib, io, pipeline
+from kdistill import teacher as teacher_lib
+from tests.conftest import AG_NEWS, SMALL_DEV_ROWS, accuracy
 
-TINY = benchmark.Configs(
-    teacher=pipeline.TeacherConfig(epochs=1, min_steps=0, sequence_length=64),
-    student=training.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
-    distill=training.DistillConfig(epochs=1),
+TINY = ablations.Configs(
+    teacher=config.TeacherConfig(epochs=1, min_steps=0, sequence_length=64),
+    student=config.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
+    distill=config.DistillConfig(epochs=1),
     max_unlabelled=200,
 )
 
 
-def test_quality_cell_measures_all_three_models_and_is_cached(tmp_path, capsys):
-    row = benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY)
+def test_quality_cell_measures_all_three_models_and_is_cached(small_ag_news, tmp_path, capsys):
+    row = benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY)
     assert {row["task"], row["num_labels"], row["seed"], row["num_unlabelled"]} == {"ag_news", 40, 0, 200}
-    for key in ("teacher_acc", "labels_only_acc", "student_acc", "agreement"):
-        assert 0.0 <= row[key] <= 1.0
-    assert row["dev_rows"] == 1000
+    assert row["dev_rows"] == SMALL_DEV_ROWS
+    # The row holds what the saved models score on dev.
+    cell = tmp_path / "ag_news" / "n40_seed0"
+    splits = pipeline.load_splits(small_ag_news, 40, 0, max_unlabelled=0)
+    teacher = teacher_lib.load(str(cell / "teacher"))
+    teacher_logits = teacher_lib.logits(teacher, splits.dev_texts, cache_dir=str(cell / "teacher"), verbose=False)
+    assert row["teacher_acc"] == pytest.approx(accuracy(teacher_logits, splits.dev_labels))
+    for name, key in (("student", "student_acc"), ("labels_only", "labels_only_acc")):
+        student = io.load_model(str(cell / name / "student.keras"), "student")
+        assert row[key] == pytest.approx(accuracy(student.predict_texts(splits.dev_texts), splits.dev_labels)), name
     capsys.readouterr()
-    assert benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY) == row
+    assert benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY) == row
     assert "cached" in capsys.readouterr().out
 
     # An ablation shares the cell's teacher and logits, and prices its student beside the default one.
     variants, defaults = benchmark.ablation_cells(
-        {"ag_news": AG_NEWS}, "ag_news", 40, [0], str(tmp_path), TINY, ["separable", "alpha_0"], latency_rows=5)
+        {"ag_news": small_ag_news}, "ag_news", 40, [0], str(tmp_path), TINY, ["separable", "alpha_0"],
+        latency_rows=5)
     assert [r["variant"] for r in variants] == ["alpha_0", "separable"]
     assert variants[0]["teacher_acc"] == row["teacher_acc"] and defaults[0]["student_acc"] == row["student_acc"]
     out = capsys.readouterr().out
@@ -34,11 +43,11 @@ def test_quality_cell_measures_all_three_models_and_is_cached(tmp_path, capsys):
     # alpha leaves the labels-only baseline as it was: only the separable student trains one again.
     assert variants[0]["labels_only_acc"] == row["labels_only_acc"] and out.count("[labels-only]") == 1
     for r in variants + defaults:
-        assert set(r["latency_ms_p50"]) == set(benchmark.LATENCY_MODES)
+        assert set(r["latency_ms_p50"]) == set(cost_lib.LATENCY_MODES)
         assert all(0 < ms < 50 for ms in r["latency_ms_p50"].values())
     student_dir = str(tmp_path / "ag_news" / "n40_seed0" / "variants" / "separable" / "student")
     assert os.path.exists(os.path.join(student_dir, "latency.json"))
-    timed = list(pipeline.load_splits(AG_NEWS, 40, 0, max_unlabelled=0).dev_texts[:5])
+    timed = list(splits.dev_texts[:5])
     assert benchmark.student_latency_ms(student_dir, timed) == variants[1]["latency_ms_p50"]  # cached
 
 
@@ -52,7 +61,7 @@ def test_results_document_plots_and_goals(tmp_path):
         _row("sst2", 100, 0, 0.70, 0.60, 0.66), _row("sst2", 100, 1, 0.72, 0.62, 0.68),
         _row("sst2", 1000, 0, 0.82, 0.70, 0.815), _row("sst2", 1000, 1, 0.83, 0.71, 0.801),
     ]
-    benchmark.write_results({"quality": rows}, str(tmp_path), "python -m apps.benchmark --seeds=0,1")
+    benchmark_report.write_results({"quality": rows}, str(tmp_path), "python -m apps.benchmark --seeds=0,1")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "python -m apps.benchmark --seeds=0,1" in text
     assert "| sst2 | 1000 | 2 | 82.50 ± 0.50 | 70.50 ± 0.50 | 80.80 ± 0.70 | +10.3 | -1.7 |" in text
@@ -69,14 +78,14 @@ def test_results_document_plots_and_goals(tmp_path):
 def test_cost_table_prices_teachers_and_student(tmp_path):
     cell = tmp_path / "ag_news" / "n40_seed0"
     benchmark.quality_cell("ag_news", AG_NEWS, 40, 0, str(tmp_path), TINY)
-    cost = benchmark.cost(str(cell / "student"), str(cell / "teacher"), AG_NEWS, str(tmp_path / "cost"), latency_rows=10)
+    cost = cost_lib.cost(str(cell / "student"), str(cell / "teacher"), AG_NEWS, str(tmp_path / "cost"), latency_rows=10)
     assert cost["teacher_bert_base"]["params"] > 100_000_000
     assert cost["student"]["params"] < cost["teacher_minilm"]["params"] / 10
     assert cost["ratios"]["teacher_bert_base_speedup_dynamic"] > cost["ratios"]["teacher_minilm_speedup_dynamic"] > 1
     assert cost["student"]["int8"]["tflite_bytes"] < cost["student"]["float32"]["tflite_bytes"]
     # The ids-in model has no tokenizer buffers; the text-in one carries them.
     assert cost["student"]["int8_ids"]["tokenizer_bytes"] == 0 < cost["student"]["int8"]["tokenizer_bytes"]
-    goals = "\n".join(benchmark.goals_table({"quality": [_row("ag_news", 40, 0, 0.8, 0.7, 0.8)], "cost": cost}))
+    goals = "\n".join(benchmark_report.goals_table({"quality": [_row("ag_news", 40, 0, 0.8, 0.7, 0.8)], "cost": cost}))
     assert "int8 .tflite <= 1 MB (token-ids model)" in goals and "token ids in on both sides" in goals
 
 
@@ -87,12 +96,12 @@ def test_ablations_are_reported_against_the_default_cell(tmp_path):
     defaults = [dict(rows[0], latency_ms_p50={"float32": 0.120, "dynamic": 0.025})]
     minilm = {"float32": {"latency_ms_p50": 14.4}, "dynamic": {"latency_ms_p50": 2.9}}
     results = {"quality": rows, "ablations": ablations, "ablation_defaults": defaults}
-    benchmark.write_results(results, str(tmp_path), "python -m apps.benchmark")
+    benchmark_report.write_results(results, str(tmp_path), "python -m apps.benchmark")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| default recipe | | sst2 | 1000 | 82.00 | 79.00 | | 70.00 | 90.0% | 120.0 | 25.0 |" in text
     assert "| separable | `separable=True` | sst2 | 1000 | 82.00 | 77.00 | -2.00 | 70.00 | 90.0% | 30.0 | 25.0 |" in text
     # With the cost table's teacher latencies, each latency shows its speed-up too.
-    text = "\n".join(benchmark._ablation_markdown(dict(results, cost={"teacher_minilm": minilm})))
+    text = "\n".join(benchmark_report._ablation_markdown(dict(results, cost={"teacher_minilm": minilm})))
     assert "| 120.0 (120x) | 25.0 (116x) |" in text and "| 30.0 (480x) | 25.0 (116x) |" in text
 
 
@@ -102,7 +111,7 @@ def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain():
                       latency_ms_p50={"float32": 0.070, "dynamic": 0.027}) for seed, acc in ((1, 0.80), (0, 0.79))]
     defaults = [dict(r, latency_ms_p50={"float32": 0.070, "dynamic": 0.027}) for r in rows]
     results = {"quality": rows, "ablations": ablations, "ablation_defaults": defaults}
-    text = "\n".join(benchmark._ablation_markdown(results))
+    text = "\n".join(benchmark_report._ablation_markdown(results))
     assert "seeds 0 and 1" in text
     assert "| default recipe | | sst2 | 1000 | 82.00 / 83.00 | 78.00 / 81.00 | | 70.00 / 71.00 | 90.0% |" in text
     assert ("| temperature_4 | `temperature=4.0` | sst2 | 1000 | 82.00 / 82.00 | 79.00 / 80.00 | +1.00 / -1.00 (mean +0.00) "
@@ -110,15 +119,15 @@ def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain():
 
 
 def test_ablation_overrides_change_one_field():
-    configs = benchmark._override(TINY, {"alpha": 0.5, "vocabulary_size": 0})
+    configs = ablations.override(TINY, {"alpha": 0.5, "vocabulary_size": 0})
     assert (configs.distill.alpha, configs.student.vocabulary_size) == (0.5, 0)
     assert configs.distill.epochs == TINY.distill.epochs and configs.teacher == TINY.teacher
-    configs = benchmark._override(TINY, {"teacher_pooling": "cls"})
+    configs = ablations.override(TINY, {"teacher_pooling": "cls"})
     assert configs.teacher.pooling == "cls" and configs.student == TINY.student
     with pytest.raises(ValueError, match="unknown config fields"):
-        benchmark._override(TINY, {"alpah": 0.5})
-    for overrides in benchmark.ABLATIONS.values():
-        benchmark._override(TINY, {k: v for k, v in overrides.items() if k not in ("num_labels", "task")})
+        ablations.override(TINY, {"alpah": 0.5})
+    for overrides in ablations.ABLATIONS.values():
+        ablations.override(TINY, {k: v for k, v in overrides.items() if k not in ("num_labels", "task")})
 
 
 def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it():
@@ -133,7 +142,7 @@ def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it():
     cost = {"teacher_minilm": teacher, "teacher_bert_base": teacher, "ratios": ratios,
             "student": {"params": 564_226, "int8": {"tflite_bytes": 2_500_000}, "int8_ids": {"tflite_bytes": 800_000}}}
     results = {"quality": [default], "ablations": [fast, faster], "ablation_defaults": [], "cost": cost}
-    goals = {line.split(" | ")[0]: line for line in benchmark.goals_table(results)}
+    goals = {line.split(" | ")[0]: line for line in benchmark_report.goals_table(results)}
     # float32: both variants reach 300x; the more accurate one is named. dynamic: only kernels_3 does.
     assert "kernels_2_3_filters_96: 636x at -0.50 points on sst2 (1 seed) | **no** |" in goals[
         "| batch-1 speed-up over MiniLM >= 300x (float32, token ids in on both sides)"]
@@ -150,12 +159,12 @@ def test_gap_against_the_pool_size_is_tabled_and_plotted(tmp_path):
                                             ("pool_3k_sentence_vectors", 1, 0.77), ("sentence_vectors", 0, 0.81),
                                             ("sentence_vectors", 1, 0.81), ("temperature_4", 0, 0.5))]
     results = {"quality": rows, "ablations": ablations, "ablation_defaults": rows}
-    table = benchmark.pool_table(results)
+    table = benchmark_report.pool_table(results)
     assert set(table) == {("sst2", "default"), ("sst2", "vector_weight=1.0")}  # temperature_4 cuts no pool
     assert [(r["pool"], round(100 * r["student_acc"], 2)) for r in table[("sst2", "default")]] == [
         (3000, 75.0), (5000, 79.5), (30000, 78.0)]
     assert [r["pool"] for r in table[("sst2", "vector_weight=1.0")]] == [3000, 5000]
-    benchmark.write_results(results, str(tmp_path), "python -m apps.benchmark")
+    benchmark_report.write_results(results, str(tmp_path), "python -m apps.benchmark")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| sst2 | default | 3,000 | 2 | 82.00 | 75.00 | 7.00 | +5.00 |" in text
     assert "| sst2 | vector_weight=1.0 | 5,000 | 2 | 82.00 | 81.00 | 1.00 | +11.00 |" in text

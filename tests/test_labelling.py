@@ -2,17 +2,16 @@
 
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kdistill import data, labelling, pipeline, teacher as teacher_lib, tokenizer as tokenizer_lib, training
+from kdistill.config import DistillConfig, StudentConfig
 from kdistill.errors import KdistillError
 from tests.conftest import SST2, accuracy
-from tests.test_apps import REPO, run_app
+from tests.binaries import one_line_error, run_app, run_in_process
 
 CORPUS_ROWS = 400
 
@@ -40,23 +39,12 @@ def labelled_once(corpus, teacher_dir, tmp_path_factory):
     return out
 
 
-def test_four_shard_processes_give_exactly_the_single_process_logits(corpus, teacher_dir, labelled_once, tmp_path,
-                                                                     teacher):
-    out = str(tmp_path / "four_processes")
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-m", "apps.label", f"--teacher_dir={teacher_dir}", f"--input={corpus}", f"--out={out}",
-             "--num_shards=4", f"--shard_index={i}"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        for i in range(4)
-    ]
-    try:
-        results = [p.communicate(timeout=300) for p in processes]
-    finally:
-        for p in processes:
-            p.kill()
-    assert all(p.returncode == 0 for p in processes), [r[1][-2000:] for r in results]
+def test_four_shard_runs_give_exactly_the_single_run_logits(corpus, teacher_dir, labelled_once, tmp_path, teacher):
+    """Four independent runs of the binary, one shard each (as separate machines would), in this process."""
+    out = str(tmp_path / "four_runs")
+    for index in range(4):
+        run_in_process("apps.label", f"--teacher_dir={teacher_dir}", f"--input={corpus}", f"--out={out}",
+                       "--num_shards=4", f"--shard_index={index}")
     texts_1, logits_1, labels_1 = labelling.read_all(labelling.open_shards(labelled_once))
     texts_4, logits_4, labels_4 = labelling.read_all(labelling.open_shards(out))
     assert len(texts_1) == CORPUS_ROWS
@@ -101,11 +89,9 @@ def test_bad_row_is_a_one_line_error_and_leaves_no_shard(corpus, teacher_dir, tm
     bad = tmp_path / "bad.tsv"
     bad.write_text("\n".join(lines[:300] + ["a row without its label column"] + lines[300:]) + "\n")
     out = tmp_path / "shards"
-    result = run_app("apps.label", f"--teacher_dir={teacher_dir}", f"--input={bad}", f"--out={out}",
-                     "--num_shards=4", check=False)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and f"{bad}:301: expected 2 columns, found 1" in errors[0], result.stderr[-2000:]
+    result = run_in_process("apps.label", f"--teacher_dir={teacher_dir}", f"--input={bad}", f"--out={out}",
+                            "--num_shards=4", check=False)
+    assert f"{bad}:301: expected 2 columns, found 1" in one_line_error(result)
     assert not os.path.exists(out) or os.listdir(out) == []
 
 
@@ -220,8 +206,8 @@ def test_distilling_from_shards_matches_the_in_memory_recipe(teacher, teacher_di
         predict=lambda batch: transfer_logits["unlabelled"][[texts.index(t) for t in batch]],
     )
     shards = labelling.open_shards(str(tmp_path / "shards"))
-    student_config = training.StudentConfig(vocabulary_size=2000, embedding_dim=32, filters=32, kernel_sizes=(2, 3, 4))
-    config = training.DistillConfig(epochs=4, batch_size=64)
+    student_config = StudentConfig(vocabulary_size=2000, embedding_dim=32, filters=32, kernel_sizes=(2, 3, 4))
+    config = DistillConfig(epochs=4, batch_size=64)
     logits = {"labelled": transfer_logits["labelled"], "dev": transfer_logits["dev"]}
     streamed, metrics = pipeline.distill_student_from_shards(
         teacher, logits, sst2_splits, shards, str(tmp_path / "streamed"), student_config, config,

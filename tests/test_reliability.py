@@ -1,7 +1,7 @@
 """Bad input, damaged files, interrupted runs and repeatability (issue 5, docs/RELIABILITY.md).
 
 Each case goes through the library API here; a representative subset also goes
-through the real binaries (`run_app`), where a user meets it.
+through the binaries' entry functions (`run_in_process`), where a user meets it.
 """
 
 import json
@@ -17,12 +17,13 @@ import numpy as np
 import pytest
 
 from kdistill import checkpoint, data, io, pipeline, student as student_lib, teacher as teacher_lib, training
+from kdistill.config import DistillConfig, StudentConfig
 from kdistill.errors import KdistillError
 from tests.conftest import AG_NEWS, SST2, accuracy
-from tests.test_apps import REPO, run_app
+from tests.binaries import REPO, one_line_error, run_in_process
 
 LONG_TEXT = ("a gripping , funny film " * 4200)[:100_000]
-TINY_STUDENT = training.StudentConfig(vocabulary_size=2000, embedding_dim=16, filters=16)
+TINY_STUDENT = StudentConfig(vocabulary_size=2000, embedding_dim=16, filters=16)
 
 
 def sst2_rows(n, ascii_only=False):
@@ -47,14 +48,6 @@ def dataset_folder(folder, train, dev, classes=None, encoding="utf-8"):
         with open(os.path.join(folder, "classes.txt"), "w") as f:
             f.write("\n".join(classes) + "\n")
     return str(folder)
-
-
-def one_line_error(result):
-    assert result.returncode == 1, result.stderr[-2000:]
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr[-2000:]
-    return errors[0]
 
 
 # --- bad data ------------------------------------------------------------------
@@ -320,7 +313,7 @@ class StopAtEpoch(keras.callbacks.Callback):
 
 def small_distill(teacher, splits, logits, epochs=3, seed=0, backup_dir=None, callbacks=None):
     student = training.build_student(teacher, splits, TINY_STUDENT, seed=seed)
-    config = training.DistillConfig(epochs=epochs, batch_size=64, seed=seed)
+    config = DistillConfig(epochs=epochs, batch_size=64, seed=seed)
     history = training.distill(
         teacher, student, splits, logits["unlabelled"], logits["labelled"], config,
         callbacks=callbacks, verbose=0, backup_dir=backup_dir,
@@ -352,6 +345,7 @@ def test_backup_of_another_run_is_ignored(teacher, sst2_splits, transfer_logits,
     assert any("belongs to another run" in r.getMessage() for r in caplog.records)
 
 
+@pytest.mark.slow  # two MiniLM fine-tunes (about 40 s); the distillation resume above shares its checkpoint code
 def test_teacher_fine_tuning_resumes(sst2_splits, tmp_path, capsys):
     texts, labels = sst2_splits.labelled_texts[:32], sst2_splits.labelled_labels[:32]
     backup = str(tmp_path / "backup")
@@ -434,7 +428,7 @@ def bad_inputs(tmp_path_factory, tiny_student_path, teacher_dir):
          "teacher_classes", "truncated_keras", "truncated_tflite", "lambda_layer"],
 )
 def test_bad_input_through_the_binaries(bad_inputs, module, args, message):
-    error = one_line_error(run_app(module, *[a.format(**bad_inputs) for a in args], check=False))
+    error = one_line_error(run_in_process(module, *[a.format(**bad_inputs) for a in args], check=False))
     assert __import__("re").search(message, error), error
 
 
@@ -447,7 +441,7 @@ def teacher_copy(teacher_dir, transfer_logits, tmp_path_factory):
     return folder
 
 
-def test_messy_latin1_data_through_distill(teacher, teacher_copy, tmp_path):
+def test_messy_latin1_data_through_distill(teacher, teacher_copy, tmp_path, caplog):
     """Latin-1 text, blank texts, a 100,000-character text and a NaN-poisoned cache, in one real run."""
     rows = sst2_rows(300, ascii_only=True)
     train = rows[:200] + [("1", "un café délicieux , a charming film"), ("0", ""), ("1", "   "), ("1", LONG_TEXT)]
@@ -459,8 +453,9 @@ def test_messy_latin1_data_through_distill(teacher, teacher_copy, tmp_path):
     cache = os.path.join(teacher_copy, teacher_lib.LOGITS_DIR, teacher_lib.fingerprint(teacher, splits.dev_texts) + ".npy")
     np.save(cache, np.full((len(splits.dev_texts), 2), np.nan, np.float32))
 
-    result = run_app("apps.distill", *flags)
-    assert "cached teacher logits hold NaN or infinite values; recomputing them" in result.stderr
+    result = run_in_process("apps.distill", *flags)
+    assert any("cached teacher logits hold NaN or infinite values; recomputing them" in r.getMessage()
+               for r in caplog.records)
     assert np.isfinite(np.load(cache)).all()
     assert "2 rows with empty text dropped" in result.stdout
     metrics = io.read_json(os.path.join(tmp_path, "run", "student", "metrics.json"))
@@ -469,6 +464,7 @@ def test_messy_latin1_data_through_distill(teacher, teacher_copy, tmp_path):
     assert metrics["num_labels"] + metrics["num_unlabelled"] == 202
 
 
+@pytest.mark.slow  # two processes (about 30 s); test_distillation_resumes_after_the_last_finished_epoch in process
 def test_sigkill_during_distill_then_the_same_command_resumes(teacher_copy, tmp_path):
     out = str(tmp_path / "run")
     command = [sys.executable, "-m", "apps.distill", f"--dataset={SST2}", "--num_labels=300", "--seed=0",

@@ -8,6 +8,7 @@ import tensorflow as tf
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill import training
+from kdistill.config import StudentConfig
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_pat
     np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)
     assert again.class_names == ["neg", "pos"]
     assert again.tokenizer.kept_ids == student.tokenizer.kept_ids
-    assert again.pooling == pooling
+    assert again.network["pooling"] == pooling
 
 
 def test_mean_pooling_counts_real_tokens_only():
@@ -96,7 +97,7 @@ def test_projected_embeddings_keep_the_teachers_neighbours(teacher, vocabulary):
 
 
 def test_build_student_from_config(teacher, sst2_splits):
-    config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5))
+    config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5))
     student = training.build_student(teacher, sst2_splits, config)
     assert student.tokenizer.vocabulary_size == 3000
     # The logits read the max and the mean of each branch's 16 filters (pooling="max_mean").
@@ -107,7 +108,7 @@ def test_build_student_from_config(teacher, sst2_splits):
 
 
 def test_separable_student_has_fewer_weights_and_round_trips(teacher, sst2_splits, tmp_path):
-    config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5), separable=True)
+    config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5), separable=True)
     student = training.build_student(teacher, sst2_splits, config)
     # Each branch: a width-k filter per embedding channel, then a 1x1 mix to the filters.
     branches = sum(k * 32 + 32 * 16 + 16 for k in (3, 5))
@@ -134,7 +135,7 @@ def test_dilated_and_stacked_shapes_have_the_weights_their_layers_imply():
 
 
 def test_multiply_adds_count_every_convolution():
-    default = student_lib.conv_classifier(7000, 2, **training.StudentConfig().network_kwargs())
+    default = student_lib.conv_classifier(7000, 2, **StudentConfig().network_kwargs())
     assert student_lib.conv_multiply_adds(default) == 64 * 64 * 128 * (2 + 3 + 4 + 5)
     separable = student_lib.conv_classifier(7000, 2, 64, 64, 128, kernel_sizes=(3,), separable=True)
     assert student_lib.conv_multiply_adds(separable) == 64 * 64 * (3 + 128)
@@ -143,12 +144,12 @@ def test_multiply_adds_count_every_convolution():
 
 
 def test_dilated_student_round_trips_through_keras_file(teacher, sst2_splits, tmp_path):
-    config = training.StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, architecture="dilated",
+    config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, architecture="dilated",
                                     dilations=(1, 2), hidden_units=8)
     student = training.build_student(teacher, sst2_splits, config)
     path = str(tmp_path / "dilated.keras")
     student.save(path)
     again = keras.saving.load_model(path)
-    assert (again.architecture, again.dilations, again.hidden_units) == ("dilated", [1, 2], 8)
+    assert [again.network[k] for k in ("architecture", "dilations", "hidden_units")] == ["dilated", [1, 2], 8]
     texts = list(sst2_splits.dev_texts[:8])
     np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)

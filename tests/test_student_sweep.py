@@ -13,6 +13,7 @@ import tensorflow as tf
 from kdistill import student as student_lib
 from kdistill import training
 from kdistill.distiller import Distiller
+from kdistill.config import StudentConfig
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "scripts"))
 import student_sweep as sweep  # noqa: E402
@@ -28,7 +29,7 @@ def test_sweep_trains_the_pipelines_model_with_its_loss(teacher, sst2_splits, tr
     monkeypatch.setitem(sweep.VARIANTS, "small_vocabulary", {"vocabulary_size": size})
     distiller, inputs, labels, config = sweep.distiller_for("small_vocabulary", 0, arrays)
     # What apps.distill trains (pipeline.distill_student): the library's student and distiller.
-    student = training.build_student(teacher, sst2_splits, training.StudentConfig(vocabulary_size=size), seed=0)
+    student = training.build_student(teacher, sst2_splits, StudentConfig(vocabulary_size=size), seed=0)
     texts = np.concatenate([sst2_splits.labelled_texts, sst2_splits.unlabelled_texts])
     reference = training.new_distiller(teacher, student, config, len(texts))
     assert isinstance(distiller, Distiller) and distiller.network.get_config() == student.classifier.get_config()

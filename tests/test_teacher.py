@@ -2,8 +2,10 @@ import os
 
 import keras
 import numpy as np
+import pytest
 
 from kdistill import teacher as teacher_lib
+from kdistill.config import TeacherConfig
 from tests.conftest import accuracy
 
 
@@ -74,10 +76,11 @@ def test_teacher_round_trips_through_keras_file(teacher, teacher_dir, sst2_split
     )
 
 
+@pytest.mark.slow  # a third MiniLM fine-tune (about 50 s) for an option that is off by default
 def test_early_stopping_keeps_the_best_epoch_on_held_out_labels(sst2_splits, tmp_path):
     from kdistill import pipeline
 
-    config = pipeline.TeacherConfig(epochs=3, min_steps=0, sequence_length=64, validation_fraction=0.25)
+    config = TeacherConfig(epochs=3, min_steps=0, sequence_length=64, validation_fraction=0.25)
     model, metrics = pipeline.train_or_reuse_teacher(sst2_splits, str(tmp_path), config, seed=0)
     assert metrics["teacher_validation_rows"] == 75  # a quarter of the 300 labels, class shares kept
     assert 1 <= metrics["teacher_best_epoch"] <= metrics["teacher_epochs_run"] <= 3
@@ -88,13 +91,11 @@ def test_early_stopping_keeps_the_best_epoch_on_held_out_labels(sst2_splits, tmp
     assert metrics["teacher_dev_acc"] > 0.65
     # The held-out rows changed the teacher's cache key; the default config's key is what it always was.
     assert pipeline._teacher_key(sst2_splits, config, 0) != pipeline._teacher_key(
-        sst2_splits, pipeline.TeacherConfig(epochs=3, min_steps=0, sequence_length=64), 0)
-    assert "validation_fraction" not in pipeline.cache_fields(pipeline.TeacherConfig(validation_fraction=0.0))
+        sst2_splits, TeacherConfig(epochs=3, min_steps=0, sequence_length=64), 0)
+    assert "validation_fraction" not in pipeline.cache_fields(TeacherConfig(validation_fraction=0.0))
 
 
 def test_a_validation_fraction_that_leaves_nothing_to_train_on_is_refused(sst2_splits):
-    import pytest
-
     from kdistill import pipeline
     from kdistill.errors import KdistillError
 

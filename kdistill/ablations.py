@@ -1,0 +1,120 @@
+"""The ablation registry: the benchmark's configs and the one-change variants of its recipe.
+
+`Configs` bundles the three stage configs a benchmark cell runs with (teacher,
+student, distillation) and the cap on unlabelled texts. `ABLATIONS` names the
+variants of the default recipe, each a handful of config fields to change, and
+`override` applies one to a `Configs`. A field named `teacher_<field>` changes
+the teacher's config; a variant's `task` or `num_labels` picks the cell it runs
+on instead (no config fields: `benchmark.ablation_cells` takes them out first).
+
+The cell runner (`benchmark.py`) trains and caches the variants; the report
+(`benchmark_report.py`) shows each beside the default recipe and its change.
+
+Example:
+
+```python
+configs = Configs(config.TeacherConfig(), config.StudentConfig(), config.DistillConfig())
+override(configs, ABLATIONS["temperature_4"]).distill.temperature  # 4.0
+```
+"""
+
+import dataclasses
+
+from kdistill import config
+
+
+@dataclasses.dataclass
+class Configs:
+    teacher: config.TeacherConfig
+    student: config.StudentConfig
+    distill: config.DistillConfig
+    max_unlabelled: int = None
+
+
+# Variants of the default recipe, each changing one thing, run on one cell so that
+# RESULTS.md can say what each idea is worth. They share the cell's teacher and logits.
+# A variant's `task` or `num_labels` picks another cell than the ablation task's largest N.
+ABLATIONS = {
+    "alpha_0.5": {"alpha": 0.5},  # the label term weighted as much as the teacher's
+    "alpha_0": {"alpha": 0.0},  # the teacher's logits alone
+    "temperature_1": {"temperature": 1.0},
+    "temperature_4": {"temperature": 4.0},
+    "temperature_4_ag_news": {"temperature": 4.0, "task": "ag_news"},
+    "mse": {"distillation_loss": "mse"},  # MSE on logits instead of softened KL
+    "random_embeddings": {"init_embeddings": "random"},  # no PCA init from the teacher's embeddings
+    "full_vocabulary": {"vocabulary_size": 0},  # all 30,522 pieces, no pruning
+    "2_epochs": {"epochs": 2},
+    "vocabulary_8000": {"vocabulary_size": 8000},
+    "max_pooling": {"pooling": "max"},  # max over time alone, as in Chia et al. and Kim (2014)
+    "max_pooling_ag_news": {"pooling": "max", "task": "ag_news"},
+    "separable": {"separable": True},  # depthwise-separable convolutions: ~3x fewer multiply-adds
+    "filters_256_vocabulary_5000": {"filters": 256, "vocabulary_size": 5000},  # wider convs, same parameter budget
+    # Cheaper convolutions for the batch-1 speed-up: fewer and narrower kernels.
+    "kernels_2_3_filters_96": {"kernel_sizes": (2, 3), "filters": 96},
+    "kernels_2_3_filters_96_ag_news": {"kernel_sizes": (2, 3), "filters": 96, "task": "ag_news"},
+    "kernels_1_2_3": {"kernel_sizes": (1, 2, 3)},
+    "kernels_2_3_filters_64": {"kernel_sizes": (2, 3), "filters": 64},
+    "kernels_2_3_filters_64_ag_news": {"kernel_sizes": (2, 3), "filters": 64, "task": "ag_news"},
+    "kernels_3": {"kernel_sizes": (3,)},
+    "kernels_3_ag_news": {"kernel_sizes": (3,), "task": "ag_news"},
+    "teacher_cls_pooling": {"teacher_pooling": "cls"},  # keras-hub's [CLS] head: its own teacher and logits
+    "teacher_cls_pooling_n100": {"teacher_pooling": "cls", "num_labels": 100},  # where the head matters most
+    # 10% of the N labels held out; fine-tuning stops at the epoch that scores them best.
+    "teacher_early_stopping": {"teacher_validation_fraction": 0.1},
+    "teacher_early_stopping_ag_news": {"teacher_validation_fraction": 0.1, "task": "ag_news"},
+    # All N labels, two epochs: is it the shorter fine-tuning that early stopping's gain comes from?
+    "teacher_2_epochs": {"teacher_epochs": 2, "teacher_min_steps": 0},
+    "teacher_2_epochs_ag_news": {"teacher_epochs": 2, "teacher_min_steps": 0, "task": "ag_news"},
+    # Perturbed copies (augment.py) labelled by the teacher: SST-2's 67k texts plus 45k copies
+    # (a perturbation often leaves a short phrase unchanged), AG News' 4,000 plus 16,000.
+    "augment_134k": {"augment_to": 134_000},
+    "augment_270k": {"augment_to": 270_000},  # four perturbed copies of each text
+    "augment_20k_ag_news": {"augment_to": 20_000, "task": "ag_news"},
+    # AG News' 4,000 transfer texts make 128 updates in 4 epochs; 16 epochs make 512.
+    "16_epochs_ag_news": {"epochs": 16, "task": "ag_news"},
+    # 13% of AG News texts are longer than 64 pieces (the teacher reads 128).
+    "sequence_128_ag_news": {"sequence_length": 128, "task": "ag_news"},
+    # Issue #12. The teacher's 384-number sentence vector as a second target (distiller.py).
+    "sentence_vectors": {"vector_weight": 1.0},
+    "sentence_vectors_ag_news": {"vector_weight": 1.0, "task": "ag_news"},
+    # A short fine-tune on the gold labels after distillation (Ye et al. 2021).
+    "gold_fine_tune": {"fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
+    "gold_fine_tune_ag_news": {"fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4, "task": "ag_news"},
+    # The gap against the size of the unlabelled pool: SST-2's 66k texts cut to a seeded sample.
+    "pool_3k": {"transfer_pool": 3_000},
+    "pool_10k": {"transfer_pool": 10_000},
+    "pool_30k": {"transfer_pool": 30_000},
+    "pool_3k_sentence_vectors": {"transfer_pool": 3_000, "vector_weight": 1.0},
+    "pool_3k_augment_20k": {"transfer_pool": 3_000, "augment_to": 20_000},
+    "pool_10k_augment_20k": {"transfer_pool": 10_000, "augment_to": 20_000},
+    # 3,000 texts and the 1,000 labelled make 128 updates in 4 epochs; the full pool makes 2,100.
+    "pool_3k_min_steps": {"transfer_pool": 3_000, "min_steps": 2_100},
+    # Issue #13. WordPiece over the 7,000 kept pieces alone: a 4x smaller text-in tokenizer.
+    "pruned_wordpiece": {"wordpiece": "pruned"},
+    "pruned_wordpiece_ag_news": {"wordpiece": "pruned", "task": "ag_news"},
+}
+# The ones `apps.benchmark` runs unless told otherwise: what trades accuracy for the batch-1
+# speed-up, and the ideas aimed at the teacher gap. Earlier RESULTS.md runs measured alpha, MSE,
+# random embeddings, the full vocabulary and the [CLS] teacher head; `--ablations` reruns any of them.
+DEFAULT_ABLATIONS = (
+    "temperature_4", "kernels_2_3_filters_96", "kernels_2_3_filters_64", "kernels_3", "augment_134k",
+    "kernels_2_3_filters_96_ag_news", "kernels_2_3_filters_64_ag_news", "kernels_3_ag_news", "augment_20k_ag_news",
+    "16_epochs_ag_news", "sequence_128_ag_news", "teacher_early_stopping", "teacher_early_stopping_ag_news",
+    "teacher_2_epochs", "teacher_2_epochs_ag_news",
+)
+
+
+def override(configs, overrides):
+    """`configs` with some fields replaced; keys `teacher_<field>` are TeacherConfig fields."""
+    teacher = {k[len("teacher_"):]: v for k, v in overrides.items()
+               if k.startswith("teacher_") and k[len("teacher_"):] in config.TeacherConfig.__dataclass_fields__}
+    student = {k: v for k, v in overrides.items() if k in config.StudentConfig.__dataclass_fields__}
+    distill = {k: v for k, v in overrides.items() if k in config.DistillConfig.__dataclass_fields__}
+    unknown = set(overrides) - {"teacher_" + k for k in teacher} - set(student) - set(distill)
+    if unknown:
+        raise ValueError(f"unknown config fields {sorted(unknown)}")
+    return dataclasses.replace(
+        configs, teacher=dataclasses.replace(configs.teacher, **teacher),
+        student=dataclasses.replace(configs.student, **student),
+        distill=dataclasses.replace(configs.distill, **distill),
+    )

@@ -1,0 +1,159 @@
+"""The three configurations of a run: the teacher's, the student's and distillation's.
+
+Each field has its one default here, with the measurement that chose it, and the
+help text of the command-line flag that sets it: the binaries in `apps/` derive
+their flags from these fields (`apps.common.define_config_flags`) instead of
+restating them. Teacher fields are flags with a `teacher_` prefix unless the field
+names its flag.
+
+Example:
+
+```python
+from kdistill import config
+
+student = config.StudentConfig(filters=96, kernel_sizes=(2, 3))
+recipe = config.DistillConfig(epochs=4, seed=1)
+teacher = config.TeacherConfig(handle="bert_base_en_uncased")
+```
+"""
+
+import dataclasses
+
+from kdistill import distiller, student as student_lib, teacher as teacher_lib
+
+
+def option(default, help, flag=None, choices=None):
+    """A config field with its default, its flag's help and, optionally, its flag's name and choices."""
+    metadata = {"help": help, "flag": flag, "choices": choices}
+    if isinstance(default, (list, tuple)):
+        return dataclasses.field(default=tuple(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+def flag_name(config_class, field):
+    """The command-line flag that sets `field` of `config_class`."""
+    if field.metadata.get("flag"):
+        return field.metadata["flag"]
+    return f"teacher_{field.name}" if config_class is TeacherConfig else field.name
+
+
+def flag_fields(config_class):
+    """The fields of `config_class` that a flag sets (those with help text)."""
+    return [field for field in dataclasses.fields(config_class) if field.metadata.get("help")]
+
+
+@dataclasses.dataclass
+class TeacherConfig:
+    handle: str = option(teacher_lib.OFFLINE_TEACHER, "keras-hub BERT preset, hf:// handle or local folder; "
+                         "'minilm' is the bundled offline MiniLM-L6.", flag="teacher")
+    epochs: int = option(5, "Teacher fine-tuning epochs (at least).")
+    # Few labels make few steps: 5 epochs of N=100 is 35 updates, and MiniLM barely moves
+    # (SST-2 dev 58.8%). Train for at least this many updates (N=100: 69.7%); N=1000 is unchanged.
+    min_steps: int = option(200, "Fine-tune the teacher for at least this many updates (more epochs when labels "
+                            "are few).")
+    learning_rate: float = option(1e-4, "Teacher peak learning rate.")
+    batch_size: int = option(16, "Teacher fine-tuning batch size.")
+    sequence_length: int = option(128, "Teacher's maximum sequence length.", flag="max_seq_length")
+    # MiniLM-L6 was trained as a sentence encoder on mean-pooled token vectors, not on its
+    # [CLS] pooler. SST-2 dev, seed 0 (docs/RESULTS.md): N=100 73.2% (mean) vs 71.1% ([CLS]; an
+    # earlier [CLS] run gave 62.3%: its few-label runs swing widely); N=1000 81.5% vs 81.7%.
+    pooling: str = option("mean", "Teacher head: mean of the token vectors, or keras-hub's [CLS] pooler.",
+                          choices=("mean", "cls"))
+    # Fraction of the N labels held out to stop fine-tuning at the epoch that scores them best
+    # (0 = train on all N for the full schedule). Off: holding out 10% at N=1000 (mean of seeds 0
+    # and 1) left teachers below SetFit (SST-2 80.91% vs 82.40%, AG News 87.80% vs 88.55%) and
+    # moved their students by -0.51 and +0.25 points; 100 held-out rows stop at a noisy epoch.
+    validation_fraction: float = option(0.0, "Hold out this fraction of the labels and stop fine-tuning at the "
+                                        "epoch that scores them best (0: train on all labels for every epoch).")
+    # Fields added after teachers were cached, with the value those runs had: left out of cache
+    # keys while they hold it (`pipeline.cache_fields`), so those teachers and their benchmark cells stay valid.
+    KEY_OMITS = {"validation_fraction": 0.0}
+
+    def epochs_for(self, num_labels):
+        steps_per_epoch = -(-num_labels // self.batch_size)
+        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
+
+
+@dataclasses.dataclass
+class StudentConfig:
+    """Everything that shapes the student; saved with the run so it can be rebuilt."""
+
+    # Pieces kept from the teacher's vocabulary (0 = all). SST-2 N=1000: 7,000 and 8,000 both
+    # gave 79.24% dev; 7,000 keeps the student under 1/39 of MiniLM's parameters (564k).
+    vocabulary_size: int = option(7000, "WordPiece pieces the student keeps (0 = all).")
+    sequence_length: int = option(64, "Student's sequence length in pieces.")
+    embedding_dim: int = option(64, "Student embedding width.")
+    filters: int = option(128, "Conv1D filters per kernel width.")
+    kernel_sizes: tuple = option((2, 3, 4, 5), "Conv1D kernel widths.")
+    dropout: float = option(0.3, "Student dropout.")
+    separable: bool = option(False, "Depthwise-separable convolutions (fewer weights and multiply-adds).")
+    # Each branch pooled by its mean over the text as well as its max. N=1000, mean of seeds 0
+    # and 1 (distilled dev accuracy, docs/RESULTS.md and its previous version): SST-2 79.64% vs
+    # 79.42% (max alone), AG News 87.35% vs 86.75%.
+    pooling: str = option("max_mean", "Pool each convolution over the text by its max, or by its max and its mean.",
+                          choices=student_lib.POOLINGS)
+    init_embeddings: str = option("teacher", "Start the student's embeddings from a PCA of the teacher's, or at "
+                                  "random.", choices=("teacher", "random"))
+    # Shapes beyond the parallel branches (`student.conv_classifier`). The two-seed sweep
+    # (docs/SWEEP.md) found dilated residual convolutions worth +0.17 on SST-2 and 0.00 on AG News.
+    architecture: str = option("parallel", "Convolutions: parallel widths, a dilated residual stack, or parallel "
+                               "widths with one more convolution over them.", choices=student_lib.ARCHITECTURES)
+    dilations: tuple = option((1, 2, 4), "Dilation rates (--architecture=dilated).")
+    hidden_units: int = option(0, "A ReLU layer of this width before the logits (0 = none).")
+    # What WordPiece splits words over. "teacher": the teacher's 30,522 pieces, then pieces the
+    # student dropped become [UNK], so words split as the teacher splits them. "pruned": the
+    # kept pieces alone, so the text-in model's in-graph tokenizer holds 7,000 pieces instead of
+    # 30,522, but words whose pieces were dropped become one [UNK] (docs/EXPORT.md measures both).
+    wordpiece: str = option("teacher", "Split words over the teacher's whole vocabulary (then unkept pieces -> "
+                            "[UNK]) or over the kept pieces alone (a 4x smaller in-graph tokenizer in the text-in "
+                            "model).", choices=("teacher", "pruned"))
+    # Fields added after benchmark cells were cached, with the value those runs had: left out of
+    # cache keys while they hold it (`pipeline.cache_fields`), so those cells stay valid.
+    KEY_OMITS = {"architecture": "parallel", "dilations": (1, 2, 4), "hidden_units": 0, "wordpiece": "teacher"}
+
+    def network_kwargs(self):
+        """The `student.conv_classifier` arguments this config sets: one builder for every caller."""
+        return dict(
+            sequence_length=self.sequence_length, embedding_dim=self.embedding_dim, filters=self.filters,
+            kernel_sizes=tuple(self.kernel_sizes), dropout=self.dropout, separable=self.separable,
+            pooling=self.pooling, architecture=self.architecture, dilations=tuple(self.dilations),
+            hidden_units=self.hidden_units,
+        )
+
+
+@dataclasses.dataclass
+class DistillConfig:
+    epochs: int = option(4, "Distillation epochs over the transfer set.")  # SST-2, N=1000: dev peaks at 2-4 epochs
+    # A small transfer set makes few updates in `epochs`: AG News' 4,000 texts make 128 in 4
+    # epochs. Train for at least this many updates (0 = `epochs` alone). Off: 16 epochs on AG
+    # News N=1000 gave -0.25 points (mean of seeds 0 and 1, docs/RESULTS.md).
+    min_steps: int = option(0, "Distil for at least this many updates, adding epochs when the transfer set is "
+                            "small (0 = --epochs alone).")
+    batch_size: int = option(128, "Distillation batch size.")
+    learning_rate: float = option(2e-3, "Student peak learning rate (cosine decay).")
+    # Measurements behind both defaults are in distiller.py.
+    alpha: float = option(distiller.DEFAULT_ALPHA, "Weight of the label cross-entropy; 1-alpha weighs distillation.")
+    temperature: float = option(distiller.DEFAULT_TEMPERATURE, "Softmax temperature of the KL distillation loss.")
+    distillation_loss: str = option("kl", "Distillation loss.", choices=("kl", "mse"))
+    # Perturbed copies of the transfer texts (augment.py) are added, labelled by the teacher,
+    # until the transfer set holds about this many texts (0 = never). Off: one copy of SST-2's
+    # 67k texts gave +0.86 points (N=1000, mean of 2 seeds) for 45k more texts to label, four
+    # copies of AG News' 4,000 gave -0.25 (mean of 2 seeds).
+    augment_to: int = option(0, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
+                             "transfer set holds this many texts (0 = no augmentation).")
+    seed: int = 0  # set by the data flag --seed, which also seeds the labelled sample
+    weight_decay: float = option(0.0, "AdamW weight decay while distilling (0 = Adam).")
+    vector_weight: float = option(0.0, "Weight of matching the teacher's sentence vector from the student's pooled "
+                                  "features (cosine; 0 = off).")
+    # After distillation, cross-entropy on the gold labels alone at `fine_tune_learning_rate`
+    # (Ye et al. 2021).
+    fine_tune_epochs: int = option(0, "Epochs on the gold labels alone after distillation (0 = none).")
+    fine_tune_learning_rate: float = option(1e-4, "Learning rate of --fine_tune_epochs.")
+    # A seeded sample of the unlabelled texts: measures how the gap grows as the pool shrinks.
+    transfer_pool: int = option(0, "Distil from a seeded sample of this many unlabelled texts (0 = all).")
+    KEY_OMITS = {"weight_decay": 0.0, "vector_weight": 0.0, "fine_tune_epochs": 0, "fine_tune_learning_rate": 1e-4,
+                 "transfer_pool": 0}
+
+    def epochs_for(self, num_rows):
+        steps_per_epoch = max(-(-num_rows // self.batch_size), 1)
+        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
