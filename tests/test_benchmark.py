@@ -32,6 +32,12 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_ag_news, tmp
     assert benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY) == row
     assert "cached" in capsys.readouterr().out
 
+
+@pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
+def test_ablations_share_the_cells_teacher_and_price_their_students(small_ag_news, tmp_path, capsys):
+    row = benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY)
+    splits = pipeline.load_splits(small_ag_news, 40, 0, max_unlabelled=0)
+    capsys.readouterr()
     # An ablation shares the cell's teacher and logits, and prices its student beside the default one.
     variants, defaults = benchmark.ablation_cells(
         {"ag_news": small_ag_news}, "ag_news", 40, [0], str(tmp_path), TINY, ["separable", "alpha_0"],

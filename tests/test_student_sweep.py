@@ -73,6 +73,7 @@ def test_every_variant_changes_what_it_names(teacher):
         student_lib.conv_classifier(student.vocabulary_size, 4, **student.network_kwargs())
 
 
+@pytest.mark.slow  # the sweep's own end-to-end run; test_sweep_trains_the_pipelines_model_with_its_loss is the contract
 def test_distils_from_the_real_teacher(sst2_splits, arrays):
     assert arrays["train_ids"].shape == (len(sst2_splits.labelled_texts) + len(sst2_splits.unlabelled_texts), 64)
     row = sweep.train("default", 0, arrays)
