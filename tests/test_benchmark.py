@@ -5,6 +5,7 @@ import pytest
 
 from kdistill import ablations, benchmark, benchmark_report, config, cost as cost_lib, io, pipeline
 from kdistill import teacher as teacher_lib
+from tests.binaries import run_in_process
 from tests.conftest import AG_NEWS, SMALL_DEV_ROWS, accuracy
 
 TINY = ablations.Configs(
@@ -31,6 +32,17 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_ag_news, tmp
     capsys.readouterr()
     assert benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY) == row
     assert "cached" in capsys.readouterr().out
+
+    # The binary, with flags that spell out TINY, finds the cell in its cache and only renders.
+    docs = tmp_path / "docs"
+    result = run_in_process(
+        "apps.benchmark", f"--tasks=ag_news={small_ag_news}", "--num_labels=40", "--seeds=0", "--nocost",
+        "--ablations=", "--max_unlabelled=200", "--teacher_epochs=1", "--teacher_min_steps=0", "--max_seq_length=64",
+        "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={tmp_path}",
+        f"--docs_dir={docs}",
+    )
+    assert "cached" in result.stdout and "[teacher]" not in result.stdout and "[student]" not in result.stdout
+    assert io.read_json(str(docs / "results.json"))["quality"] == [row]
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
