@@ -40,8 +40,8 @@ def run_app(module, *args, stdin=None, check=True):
     return result
 
 
-def run_in_process(module, *args, stdin=None, check=True):
-    """`module`'s entry function on `args`, in this process; stdin is `stdin`, stdout and stderr are captured."""
+def define_flags(module):
+    """Only `module`'s flags (and absl's) defined and at their defaults; returns the binary's module."""
     binary = importlib.import_module(module)
     registry = flags.FLAGS
     defined_by_binaries = {flag.name for defining_module, defined in registry.flags_by_module_dict().items()
@@ -50,10 +50,16 @@ def run_in_process(module, *args, stdin=None, check=True):
         delattr(registry, name)
     binary.define_flags()
     registry.unparse_flags()
+    return binary
+
+
+def run_in_process(module, *args, stdin=None, check=True):
+    """`module`'s entry function on `args`, in this process; stdin is `stdin`, stdout and stderr are captured."""
+    binary = define_flags(module)
     stdout, stderr = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), _stdin(stdin):
         try:
-            cli.guarded(binary.main)(registry([module, *args]))
+            cli.guarded(binary.main)(flags.FLAGS([module, *args]))
             returncode = 0
         except SystemExit as exit:
             returncode = exit.code if isinstance(exit.code, int) else 1

@@ -1,0 +1,46 @@
+"""The configs and the flags derived from them: one default each, every field settable from the command line."""
+
+import dataclasses
+
+import pytest
+from absl import flags
+
+from apps import common
+from kdistill import config, distiller
+from tests.binaries import define_flags
+
+CONFIGS = (config.TeacherConfig, config.StudentConfig, config.DistillConfig)
+
+
+def test_every_field_has_a_flag_but_the_seed_the_data_flag_sets():
+    unflagged = {(cls.__name__, f.name) for cls in CONFIGS for f in dataclasses.fields(cls)} - {
+        (cls.__name__, f.name) for cls in CONFIGS for f in config.flag_fields(cls)}
+    assert unflagged == {("DistillConfig", "seed")}
+    names = [config.flag_name(cls, f) for cls in CONFIGS for f in config.flag_fields(cls)]
+    assert len(names) == len(set(names))
+    assert config.flag_name(config.TeacherConfig, config.TeacherConfig.__dataclass_fields__["handle"]) == "teacher"
+    assert "teacher_epochs" in names and "max_seq_length" in names and "epochs" in names
+
+
+def test_a_binary_without_flags_builds_the_default_configs():
+    define_flags("apps.demo")
+    flags.FLAGS(["apps.demo"])
+    assert common.teacher_config() == config.TeacherConfig()
+    assert common.student_config() == config.StudentConfig()
+    assert common.distill_config() == config.DistillConfig()
+    assert config.DistillConfig().alpha == distiller.DEFAULT_ALPHA == 0.1
+
+
+def test_flags_reach_the_configs_with_their_types():
+    define_flags("apps.distill")
+    flags.FLAGS(["apps.distill", "--seed=3", "--kernel_sizes=2,3", "--alpha=0.3", "--pooling=max", "--separable",
+                 "--vocabulary_size=5000"])
+    student, distill = common.student_config(), common.distill_config()
+    assert student.kernel_sizes == (2, 3) and student.pooling == "max" and student.separable
+    assert student.vocabulary_size == 5000 and distill.alpha == 0.3 and distill.seed == 3
+    define_flags("apps.train_teacher")
+    flags.FLAGS(["apps.train_teacher", "--teacher_pooling=cls", "--max_seq_length=64", "--teacher=bert_base_en"])
+    assert common.teacher_config() == config.TeacherConfig(handle="bert_base_en", sequence_length=64, pooling="cls")
+    define_flags("apps.distill")
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS(["apps.distill", "--pooling=median"])  # choices come from the config
