@@ -25,17 +25,22 @@ import time
 import numpy as np
 from absl import app, flags
 
-flags.DEFINE_enum("action", "run", ["export", "run", "report"], "What to do.")
-flags.DEFINE_string("run_dir", "runs/benchmark", "The benchmark's cache (export).")
-flags.DEFINE_string("data_dir", None, "The task folders (export); default: apps.benchmark's.")
-flags.DEFINE_string("arrays_dir", "runs/sweep/arrays", "Where the exported cells go (export, run).")
-flags.DEFINE_list("variants", ["all"], "Variant names from VARIANTS, or all (run).")
-flags.DEFINE_integer("worker", 0, "This process runs jobs worker, worker + workers, ... (run).")
-flags.DEFINE_integer("workers", 1, "Processes sharing the jobs (run).")
-flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution (run); does not change the result.")
-flags.DEFINE_string("results", "runs/sweep/results.jsonl", "JSON lines, one per run (run appends, report reads).")
-flags.DEFINE_string("docs_dir", "docs", "Where SWEEP.md and sweep.png go (report).")
 FLAGS = flags.FLAGS
+
+
+def define_flags():
+    # Defined when run, not on import: tests import this script beside the binaries.
+    flags.DEFINE_enum("action", "run", ["export", "run", "report"], "What to do.")
+    flags.DEFINE_string("run_dir", "runs/benchmark", "The benchmark's cache (export).")
+    flags.DEFINE_string("data_dir", None, "The task folders (export); default: apps.benchmark's.")
+    flags.DEFINE_string("arrays_dir", "runs/sweep/arrays", "Where the exported cells go (export, run).")
+    flags.DEFINE_list("variants", ["all"], "Variant names from VARIANTS, or all (run).")
+    flags.DEFINE_integer("worker", 0, "This process runs jobs worker, worker + workers, ... (run).")
+    flags.DEFINE_integer("workers", 1, "Processes sharing the jobs (run).")
+    flags.DEFINE_integer("steps_per_execution", 1, "Keras steps_per_execution (run); does not change the result.")
+    flags.DEFINE_string("results", "runs/sweep/results.jsonl", "JSON lines, one per run (run appends, report reads).")
+    flags.DEFINE_string("docs_dir", "docs", "Where SWEEP.md and sweep.png go (report).")
+
 
 TASKS = ("sst2", "ag_news")
 SEEDS = (0, 1)
@@ -395,4 +400,5 @@ def main(argv):
 
 if __name__ == "__main__":
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    define_flags()
     app.run(main)
