@@ -23,7 +23,7 @@ def define_flags():
     common.define_teacher_flags()
     common.define_student_flags()
     flags.DEFINE_list("tasks", ["sst2", "ag_news"], "Task names: folders of --data_dir, or name=spec pairs.")
-    flags.DEFINE_string("data_dir", os.path.join(os.path.dirname(common.default_dataset())),
+    flags.DEFINE_string("data_dir", os.path.dirname(common.default_dataset()),
                         "Where the task folders live.")
     flags.DEFINE_list("num_labels", ["100", "300", "1000"], "Labelled-set sizes N.")
     flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the labelled sample and training.")

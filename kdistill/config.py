@@ -113,12 +113,8 @@ class StudentConfig:
 
     def network_kwargs(self):
         """The `student.conv_classifier` arguments this config sets: one builder for every caller."""
-        return dict(
-            sequence_length=self.sequence_length, embedding_dim=self.embedding_dim, filters=self.filters,
-            kernel_sizes=tuple(self.kernel_sizes), dropout=self.dropout, separable=self.separable,
-            pooling=self.pooling, architecture=self.architecture, dilations=tuple(self.dilations),
-            hidden_units=self.hidden_units,
-        )
+        fields = {name: getattr(self, name) for name in student_lib.NETWORK_DEFAULTS}
+        return {name: tuple(value) if isinstance(value, list) else value for name, value in fields.items()}
 
 
 @dataclasses.dataclass

@@ -81,7 +81,7 @@ def conv_classifier(
     kernel_sizes=(2, 3, 4, 5),
     dropout=0.3,
     separable=False,
-    pooling="max",
+    pooling="max",  # what students saved before `pooling` existed used; the recipe's default is in StudentConfig
     architecture="parallel",
     dilations=(1, 2, 4),
     hidden_units=0,

@@ -42,11 +42,7 @@ def warm_teacher_dir(teacher, teacher_dir, transfer_logits):
 @pytest.fixture(scope="module")
 def checks():
     """What `python -m tests.distribute_checks gradients scoped` measured (a fresh TensorFlow, 2 logical CPUs)."""
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.distribute_checks", "gradients", "scoped"], cwd=REPO, capture_output=True,
-        text=True, timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_app("tests.distribute_checks", "gradients", "scoped")
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
