@@ -89,6 +89,9 @@ ABLATIONS = {
     "pool_10k_augment_20k": {"transfer_pool": 10_000, "augment_to": 20_000},
     # 3,000 texts and the 1,000 labelled make 128 updates in 4 epochs; the full pool makes 2,100.
     "pool_3k_min_steps": {"transfer_pool": 3_000, "min_steps": 2_100},
+    # Three teachers on the same labels (seeds s, s+1, s+2), distilled from as one; the gap is to the ensemble.
+    "teacher_ensemble_3": {"teacher_ensemble": 3},
+    "teacher_ensemble_3_ag_news": {"teacher_ensemble": 3, "task": "ag_news"},
     # Issue #13. WordPiece over the 7,000 kept pieces alone: a 4x smaller text-in tokenizer.
     "pruned_wordpiece": {"wordpiece": "pruned"},
     "pruned_wordpiece_ag_news": {"wordpiece": "pruned", "task": "ag_news"},

@@ -47,7 +47,13 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     default_teacher = configs.teacher
     configs = ablations.override(configs, overrides or {})
     cell_dir = _cell_dir(run_dir, task, num_labels, seed, variant)
+    member_dirs = None
     if configs.teacher != default_teacher:  # a teacher variant trains and labels with its own teacher
+        if dataclasses.replace(configs.teacher, ensemble=1) == default_teacher:
+            # An ensemble of the default teacher and more seeds: its first member is the cell's own
+            # teacher, and the others are shared by every ensemble size.
+            member_dirs = [teacher_dir] + [os.path.join(os.path.dirname(teacher_dir), "ensemble_members", f"member-{k}")
+                                           for k in range(1, configs.teacher.ensemble)]
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
     key = repr((dataset, num_labels, seed, configs.max_unlabelled, pipeline.cache_fields(configs.teacher),
@@ -60,7 +66,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     print(f"[benchmark] {name}", flush=True)
     start = time.time()
     splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
-    teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed)
+    teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed, member_dirs)
     transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config)
     if variant and _same_baseline(configs, default_configs):
         default_row = quality_cell(task, dataset, num_labels, seed, run_dir, default_configs)
@@ -79,6 +85,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         "num_unlabelled": len(splits.unlabelled_texts),
         "dev_rows": len(splits.dev_texts),
         "teacher_acc": teacher_metrics["teacher_dev_acc"],
+        **({"teacher_member_accs": teacher_metrics["teacher_member_dev_acc"]}
+           if "teacher_member_dev_acc" in teacher_metrics else {}),
         "labels_only_acc": baseline["student_dev_acc"],
         "student_acc": distilled["student_dev_acc"],
         "agreement": distilled["agreement_with_teacher"],
@@ -91,7 +99,10 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
 
 
 def _same_baseline(a, b):
-    return (a.teacher, a.student, a.max_unlabelled) == (b.teacher, b.student, b.max_unlabelled) and all(
+    # The labels-only student borrows only the vocabulary and embeddings of the (first) teacher,
+    # which an ensemble of the default teacher shares with it.
+    first_teacher = dataclasses.replace(a.teacher, ensemble=1)
+    return (first_teacher, a.student, a.max_unlabelled) == (b.teacher, b.student, b.max_unlabelled) and all(
         getattr(a.distill, field) == getattr(b.distill, field) for field in BASELINE_DISTILL_FIELDS)
 
 

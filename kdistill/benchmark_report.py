@@ -169,6 +169,7 @@ def _markdown(results, summary, plots, notes, docs_dir):
             "Not measured yet: part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws "
             "replacement words from the corpus instead).",
         ]
+    lines += _ensemble_section(results)
     pool_lines, pool_plot = _pool_section(results, docs_dir)
     lines += pool_lines
     cost = results.get("cost")
@@ -257,6 +258,40 @@ def _ablation_markdown(results):
         delta = " / ".join(deltas) + (f" (mean {_mean_delta(rows, bases):+.2f})" if len(deltas) > 1 else "")
         accuracies, labels_only, rest = measured(rows)
         lines.append(f"| {variant} | `{change}` | {task} | {n} | {accuracies} | {delta} | {labels_only} | {rest} |")
+    return lines
+
+
+def _ensemble_section(results):
+    """Teacher-ensemble variants beside the single teacher of the same cells: each teacher's gap to its student."""
+    groups = [(variant, rows, bases) for variant, rows, bases in _ablation_groups(results)
+              if "teacher_member_accs" in rows[0] and all(bases)]
+    if not groups:
+        return []
+    lines = [
+        "",
+        "## Teacher ensembles",
+        "",
+        "K teachers fine-tuned on the same N labels with seeds s, s+1, ... (the first is the default cell's "
+        "teacher), distilled from as one: the student's targets are the logits of the mean of their class "
+        "probabilities (`teacher_model.TeacherEnsemble`). The gap is to the teacher the student was distilled "
+        "from. Means over seeds; members are listed per seed.",
+        "",
+        "| variant | task | N | seeds | members (dev accuracy, per seed) | ensemble | distilled | gap to ensemble "
+        "| single teacher | distilled from it | gap to it |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+
+    def mean(rows, key):
+        return 100 * float(np.mean([r[key] for r in rows]))
+
+    for variant, rows, bases in groups:
+        members = " / ".join(", ".join(f"{100 * acc:.2f}" for acc in r["teacher_member_accs"]) for r in rows)
+        lines.append(
+            f"| {variant} | {rows[0]['task']} | {rows[0]['num_labels']} | {len(rows)} | {members} | "
+            f"{mean(rows, 'teacher_acc'):.2f} | {mean(rows, 'student_acc'):.2f} | "
+            f"{mean(rows, 'teacher_acc') - mean(rows, 'student_acc'):.2f} | {mean(bases, 'teacher_acc'):.2f} | "
+            f"{mean(bases, 'student_acc'):.2f} | {mean(bases, 'teacher_acc') - mean(bases, 'student_acc'):.2f} |"
+        )
     return lines
 
 

@@ -65,9 +65,13 @@ class TeacherConfig:
     # moved their students by -0.51 and +0.25 points; 100 held-out rows stop at a noisy epoch.
     validation_fraction: float = option(0.0, "Hold out this fraction of the labels and stop fine-tuning at the "
                                         "epoch that scores them best (0: train on all labels for every epoch).")
+    # Issue #12: K teachers on the same labels (seeds seed, seed+1, ...), distilled from as one
+    # (`teacher_model.TeacherEnsemble`). Each member costs a fine-tune and a labelling pass.
+    ensemble: int = option(1, "Fine-tune this many teachers on the labels, with seeds --seed, --seed+1, ..., and "
+                           "distil from the mixture of their predictions (1 = one teacher).")
     # Fields added after teachers were cached, with the value those runs had: left out of cache
     # keys while they hold it (`pipeline.cache_fields`), so those teachers and their benchmark cells stay valid.
-    KEY_OMITS = {"validation_fraction": 0.0}
+    KEY_OMITS = {"validation_fraction": 0.0, "ensemble": 1}
 
     def epochs_for(self, num_labels):
         steps_per_epoch = -(-num_labels // self.batch_size)

@@ -47,6 +47,8 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
     teacher that labels dev runs on one device (Keras' `predict_on_batch` under a
     multi-replica strategy would run the whole batch on every replica).
     """
+    if config.ensemble > 1:
+        return train_ensemble(splits, teacher_dir, config, seed, strategy, reuse=False)
     start = time.time()
     print(f"[teacher] fine-tuning {config.handle} on {len(splits.labelled_texts)} labels", flush=True)
     import keras
@@ -83,14 +85,58 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
     return model, metrics
 
 
-def train_or_reuse_teacher(splits, teacher_dir, config, seed=0):
-    """The teacher of `teacher_dir` if it was trained on these labels with this config, else a new one."""
+def train_or_reuse_teacher(splits, teacher_dir, config, seed=0, member_dirs=None):
+    """The teacher of `teacher_dir` if it was trained on these labels with this config, else a new one.
+
+    An ensemble (`config.ensemble` > 1) reuses each member the same way; `member_dirs`
+    says where they live (`train_ensemble`).
+    """
     key = _teacher_key(splits, config, seed)
     metrics_path = os.path.join(teacher_dir, METRICS_FILE)
     if os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == key:
         print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
         return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
+    if config.ensemble > 1:
+        return train_ensemble(splits, teacher_dir, config, seed, member_dirs=member_dirs)
     return train_teacher(splits, teacher_dir, config, seed)
+
+
+def train_ensemble(splits, teacher_dir, config, seed=0, strategy=None, member_dirs=None, reuse=True):
+    """`config.ensemble` teachers fine-tuned on the same labels with seeds `seed`, `seed`+1, ..., saved
+    as one ensemble in `teacher_dir` (`teacher.load` gives a `TeacherEnsemble`).
+
+    Member k lives in `member_dirs[k]`, by default `teacher_dir/member-k`; a member is the
+    single teacher its seed would train, so one already trained there is reused (`reuse`).
+    Its metrics give the ensemble's dev accuracy beside each member's.
+    """
+    start = time.time()
+    single = dataclasses.replace(config, ensemble=1)
+    member_dirs = member_dirs or [os.path.join(teacher_dir, f"member-{k}") for k in range(config.ensemble)]
+    if len(member_dirs) != config.ensemble:
+        raise ValueError(f"{len(member_dirs)} member folders for an ensemble of {config.ensemble}")
+    member_metrics = []
+    for k, member_dir in enumerate(member_dirs):
+        print(f"[teacher] ensemble member {k + 1} of {config.ensemble} (seed {seed + k}) -> {member_dir}", flush=True)
+        if reuse:
+            member_metrics.append(train_or_reuse_teacher(splits, member_dir, single, seed + k)[1])
+        else:
+            member_metrics.append(train_teacher(splits, member_dir, single, seed + k, strategy)[1])
+    teacher_lib.save_ensemble(member_dirs, teacher_dir)
+    ensemble = load_teacher(teacher_dir, splits)
+    dev_logits = teacher_lib.logits(ensemble, splits.dev_texts, verbose=False)
+    metrics = {
+        **member_metrics[0],
+        "teacher_dev_acc": training.accuracy(dev_logits, splits.dev_labels),
+        "teacher_member_dev_acc": [m["teacher_dev_acc"] for m in member_metrics],
+        "teacher_params": int(ensemble.count_params()),
+        "seconds": round(time.time() - start, 1),
+        **_config_dict(config, "teacher_"),
+        "run_key": _teacher_key(splits, config, seed),
+    }
+    io.write_json(metrics, os.path.join(teacher_dir, METRICS_FILE))
+    members = ", ".join(f"{acc:.4f}" for acc in metrics["teacher_member_dev_acc"])
+    print(f"[teacher] ensemble dev accuracy {metrics['teacher_dev_acc']:.4f} (members {members})", flush=True)
+    return ensemble, metrics
 
 
 def _teacher_rows(splits, validation_fraction, seed):

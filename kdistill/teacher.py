@@ -30,10 +30,12 @@ from absl import logging
 
 from kdistill import checkpoint, io, progress
 from kdistill.errors import KdistillError
-from kdistill.teacher_model import ClsPooledBertClassifier, MeanPooledBertClassifier
+from kdistill.teacher_model import ClsPooledBertClassifier, MeanPooledBertClassifier, TeacherEnsemble, mixture_logits
 
 OFFLINE_TEACHER = "minilm"
 MODEL_FILE = "teacher.keras"
+# An ensemble's folder holds this instead of a model: its members' folders, relative to it.
+ENSEMBLE_FILE = "ensemble.json"
 LOGITS_DIR = "logits"
 CACHE_DIRS = {"logits": LOGITS_DIR, "vectors": "vectors"}
 CACHE_DTYPES = {"logits": np.float32, "vectors": np.float16}
@@ -152,11 +154,28 @@ def save(teacher, folder):
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, MODEL_FILE)
     io.atomic_save_model(teacher, path)
+    with contextlib.suppress(FileNotFoundError):  # the folder held an ensemble before: it holds this teacher now
+        os.remove(os.path.join(folder, ENSEMBLE_FILE))
     return path
 
 
+def save_ensemble(member_folders, folder):
+    """Makes `folder` the ensemble of the teachers saved in `member_folders` (`load` reads it)."""
+    members = [os.path.relpath(member, folder) for member in member_folders]
+    io.write_json({"members": members}, os.path.join(folder, ENSEMBLE_FILE))
+
+
 def load(folder):
-    """The saved teacher, frozen: distillation must never move its weights."""
+    """The saved teacher, frozen: distillation must never move its weights.
+
+    A folder written by `save_ensemble` gives a `TeacherEnsemble` of its members.
+    """
+    manifest = os.path.join(folder, ENSEMBLE_FILE)
+    if os.path.isfile(manifest):
+        member_folders = [os.path.normpath(os.path.join(folder, m)) for m in io.read_json(manifest)["members"]]
+        ensemble = TeacherEnsemble([load(member) for member in member_folders], cache_dirs=member_folders)
+        ensemble.trainable = False
+        return ensemble
     path = os.path.join(folder, MODEL_FILE) if os.path.isdir(folder) else folder
     with warnings.catch_warnings():
         # `fine_tune` saves the frozen teacher without optimizer state on purpose; keras-hub's
@@ -193,6 +212,8 @@ def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors
     them later costs no second pass over a large transfer set.
     """
     texts = [str(t) for t in texts]
+    if isinstance(teacher, TeacherEnsemble):
+        return _ensemble_outputs(teacher, texts, batch_size, verbose, vectors)
     has_vectors = isinstance(teacher, MeanPooledBertClassifier)
     if vectors and not has_vectors:
         raise KdistillError(
@@ -225,6 +246,16 @@ def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors
     for name, path in paths.items():
         io.atomic_save_npy(out[name].astype(CACHE_DTYPES[name]), path)
     return {name: out[name] for name in wanted}
+
+
+def _ensemble_outputs(ensemble, texts, batch_size, verbose, vectors):
+    """Each member's outputs, cached in the member's own folder, combined: logits as a mixture, vectors averaged."""
+    members = [outputs(member, texts, cache_dir, batch_size, verbose, vectors)
+               for member, cache_dir in zip(ensemble.members, ensemble.cache_dirs)]
+    combined = {"logits": keras.ops.convert_to_numpy(mixture_logits(np.stack([m["logits"] for m in members])))}
+    if vectors:
+        combined["vectors"] = np.mean([m["vectors"] for m in members], axis=0)
+    return combined
 
 
 def _with_vectors(teacher):

@@ -6,6 +6,8 @@ vectors; its pooler was never trained for that. Classifying from the masked mean
 of the token vectors starts fine-tuning from the representation the model was
 built for, which matters most when labels are few.
 
+`TeacherEnsemble` puts several fine-tuned teachers behind one teacher's interface.
+
 Example:
 
 ```python
@@ -72,3 +74,63 @@ class ClsPooledBertClassifier(StrategyFitFixes, keras_hub.models.BertTextClassif
     Teachers saved as a plain `BertTextClassifier` before this class existed load as that class;
     a saved teacher only predicts, which the fixes do not touch.
     """
+
+
+def mixture_logits(member_logits):
+    """Logits of the mean of the members' class probabilities (`member_logits`: members first).
+
+    A mixture, not a mean of logits: where members disagree its soft targets say so, as
+    each member's own probabilities would. Computed in log space, so confident members
+    cannot underflow it to -inf.
+    """
+    log_probs = keras.ops.log_softmax(keras.ops.convert_to_tensor(member_logits, "float32"), axis=-1)
+    members = keras.ops.cast(keras.ops.shape(log_probs)[0], "float32")
+    return keras.ops.logsumexp(log_probs, axis=0) - keras.ops.log(members)
+
+
+@keras.saving.register_keras_serializable(package="kdistill")
+class TeacherEnsemble(keras.Model):
+    """Teachers fine-tuned on the same labels with different seeds, answering as one (`mixture_logits`).
+
+    Members share the first member's preprocessor (one preset); its backbone is the one
+    the student borrows its vocabulary and embeddings from. `cache_dirs` are the members'
+    own folders: `teacher.outputs` caches each member's outputs there, so a member that
+    is also a single teacher elsewhere labels no text twice.
+
+    Example:
+
+    ```python
+    ensemble = TeacherEnsemble([teacher.load("runs/a"), teacher.load("runs/b")])
+    ensemble.predict_on_batch(ensemble.preprocessor(["a gripping, funny film"]))
+    ```
+    """
+
+    def __init__(self, members, cache_dirs=None, **kwargs):
+        super().__init__(**kwargs)
+        self.members = list(members)
+        self.cache_dirs = list(cache_dirs) if cache_dirs else [None] * len(self.members)
+        self.num_classes = self.members[0].num_classes
+        self.built = True  # its members come built; it adds no weights of its own
+
+    @property
+    def preprocessor(self):
+        return self.members[0].preprocessor
+
+    @preprocessor.setter
+    def preprocessor(self, value):  # `teacher.preprocessed` detaches it while batches come tokenised
+        self.members[0].preprocessor = value
+
+    @property
+    def backbone(self):
+        return self.members[0].backbone
+
+    def call(self, inputs, training=False):
+        return mixture_logits(keras.ops.stack([member(inputs, training=training) for member in self.members]))
+
+    def get_config(self):
+        return {"name": self.name, "members": [keras.saving.serialize_keras_object(m) for m in self.members]}
+
+    @classmethod
+    def from_config(cls, config):
+        members = [keras.saving.deserialize_keras_object(m) for m in config.pop("members")]
+        return cls(members, **config)

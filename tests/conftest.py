@@ -1,12 +1,14 @@
 """Shared fixtures: small real slices of the shared data, a real fine-tuned MiniLM teacher, a small run.
 
-The teacher is fine-tuned once per test session (about 20 s on 2 cores) and saved,
-so every test that needs one gets the same frozen model. `small_run` is a run folder
-made by the binaries themselves (teacher, distilled and labels-only students), shared
-by the tests of the binaries that read a run.
+`small_run` is a run folder made by the binaries themselves (`apps.train_teacher`,
+`apps.distill`: teacher, distilled and labels-only students), shared by the tests of
+the binaries that read a run. Its teacher, fine-tuned once per session, is also the
+teacher every other test gets (`teacher_dir`, a copy of it): one MiniLM fine-tune per
+session, not two.
 """
 
 import os
+import shutil
 
 import numpy as np
 import pytest
@@ -20,8 +22,9 @@ AG_NEWS = os.path.join(SHARED_DATA, "ag_news")
 
 
 # The binaries' small run: few labels, few epochs, a narrow student.
-SMALL_LABELS = ["--num_labels=120", "--max_unlabelled=600", "--seed=1"]
-SMALL_TEACHER = ["--teacher_epochs=4", "--teacher_min_steps=0", "--max_seq_length=64"]
+SMALL_NUM_LABELS, SMALL_UNLABELLED, SMALL_SEED = 300, 600, 1
+SMALL_LABELS = [f"--num_labels={SMALL_NUM_LABELS}", f"--max_unlabelled={SMALL_UNLABELLED}", f"--seed={SMALL_SEED}"]
+SMALL_TEACHER = ["--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64"]
 SMALL_STUDENT = ["--epochs=2", "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
 SMALL_DEV_ROWS = 200
 
@@ -33,7 +36,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def sst2_splits():
-    splits = data.load(SST2, num_labels=300, seed=0, max_unlabelled=3000)
+    splits = data.load(SST2, num_labels=300, seed=0, max_unlabelled=1500)
     # Dev is cut to 300 rows so teacher and student evaluations stay quick.
     splits.dev_texts, splits.dev_labels = splits.dev_texts[:300], splits.dev_labels[:300]
     return splits
@@ -73,11 +76,11 @@ def small_run(small_sst2, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def teacher_dir(sst2_splits, tmp_path_factory):
-    folder = str(tmp_path_factory.mktemp("teacher"))
-    model = teacher_lib.build("minilm", sst2_splits.num_classes, sequence_length=64)
-    teacher_lib.fine_tune(model, sst2_splits.labelled_texts, sst2_splits.labelled_labels, epochs=3, verbose=0)
-    teacher_lib.save(model, folder)
+def teacher_dir(small_run, tmp_path_factory):
+    """The small run's teacher (MiniLM-L6, 300 SST-2 labels, 3 epochs), copied without its logit cache:
+    the tests of the binaries count the run's own cache files."""
+    folder = str(tmp_path_factory.mktemp("teacher") / "teacher")
+    shutil.copytree(os.path.join(small_run, "teacher"), folder, ignore=shutil.ignore_patterns("logits", "vectors"))
     return folder
 
 

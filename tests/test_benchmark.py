@@ -1,12 +1,13 @@
 import json
 import os
+import shutil
 
 import pytest
 
 from kdistill import ablations, benchmark, benchmark_report, config, cost as cost_lib, io, pipeline
 from kdistill import teacher as teacher_lib
 from tests.binaries import run_in_process
-from tests.conftest import AG_NEWS, SMALL_DEV_ROWS, accuracy
+from tests.conftest import AG_NEWS, SMALL_DEV_ROWS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_UNLABELLED, accuracy
 
 TINY = ablations.Configs(
     teacher=config.TeacherConfig(epochs=1, min_steps=0, sequence_length=64),
@@ -14,31 +15,50 @@ TINY = ablations.Configs(
     distill=config.DistillConfig(epochs=1),
     max_unlabelled=200,
 )
+# The cell of the binaries' small run (`small_run`), whose teacher and logits the benchmark then
+# reuses: the benchmark tests train students, not a teacher of their own.
+SMALL_CELL = ("sst2", SMALL_NUM_LABELS, SMALL_SEED)
+SMALL = ablations.Configs(
+    teacher=config.TeacherConfig(epochs=3, min_steps=0, sequence_length=64),
+    student=config.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
+    distill=config.DistillConfig(epochs=1),
+    max_unlabelled=SMALL_UNLABELLED,
+)
 
 
-def test_quality_cell_measures_all_three_models_and_is_cached(small_ag_news, tmp_path, capsys):
-    row = benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY)
-    assert {row["task"], row["num_labels"], row["seed"], row["num_unlabelled"]} == {"ag_news", 40, 0, 200}
+@pytest.fixture
+def small_cell(small_run, tmp_path):
+    """A benchmark folder whose small cell starts with `small_run`'s teacher (its metrics, weights and logits)."""
+    task, num_labels, seed = SMALL_CELL
+    shutil.copytree(os.path.join(small_run, "teacher"), tmp_path / task / f"n{num_labels}_seed{seed}" / "teacher")
+    return tmp_path
+
+
+def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_sst2, capsys):
+    task, num_labels, seed = SMALL_CELL
+    row = benchmark.quality_cell(task, small_sst2, num_labels, seed, str(small_cell), SMALL)
+    assert {row["task"], row["num_labels"], row["seed"], row["num_unlabelled"]} == {task, num_labels, seed, SMALL_UNLABELLED}
     assert row["dev_rows"] == SMALL_DEV_ROWS
+    out = capsys.readouterr().out
+    assert "reusing" in out and "[teacher] fine-tuning" not in out  # the run key matched: same labels and config
     # The row holds what the saved models score on dev.
-    cell = tmp_path / "ag_news" / "n40_seed0"
-    splits = pipeline.load_splits(small_ag_news, 40, 0, max_unlabelled=0)
+    cell = small_cell / task / f"n{num_labels}_seed{seed}"
+    splits = pipeline.load_splits(small_sst2, num_labels, seed, max_unlabelled=0)
     teacher = teacher_lib.load(str(cell / "teacher"))
     teacher_logits = teacher_lib.logits(teacher, splits.dev_texts, cache_dir=str(cell / "teacher"), verbose=False)
     assert row["teacher_acc"] == pytest.approx(accuracy(teacher_logits, splits.dev_labels))
     for name, key in (("student", "student_acc"), ("labels_only", "labels_only_acc")):
         student = io.load_model(str(cell / name / "student.keras"), "student")
         assert row[key] == pytest.approx(accuracy(student.predict_texts(splits.dev_texts), splits.dev_labels)), name
-    capsys.readouterr()
-    assert benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY) == row
+    assert benchmark.quality_cell(task, small_sst2, num_labels, seed, str(small_cell), SMALL) == row
     assert "cached" in capsys.readouterr().out
 
-    # The binary, with flags that spell out TINY, finds the cell in its cache and only renders.
-    docs = tmp_path / "docs"
+    # The binary, with flags that spell out SMALL, finds the cell in its cache and only renders.
+    docs = small_cell / "docs"
     result = run_in_process(
-        "apps.benchmark", f"--tasks=ag_news={small_ag_news}", "--num_labels=40", "--seeds=0", "--nocost",
-        "--ablations=", "--max_unlabelled=200", "--teacher_epochs=1", "--teacher_min_steps=0", "--max_seq_length=64",
-        "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={tmp_path}",
+        "apps.benchmark", f"--tasks={task}={small_sst2}", f"--num_labels={num_labels}", f"--seeds={seed}", "--nocost",
+        "--ablations=", f"--max_unlabelled={SMALL_UNLABELLED}", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64",
+        "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={small_cell}",
         f"--docs_dir={docs}",
     )
     assert "cached" in result.stdout and "[teacher]" not in result.stdout and "[student]" not in result.stdout
@@ -46,13 +66,13 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_ag_news, tmp
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
-def test_ablations_share_the_cells_teacher_and_price_their_students(small_ag_news, tmp_path, capsys):
-    row = benchmark.quality_cell("ag_news", small_ag_news, 40, 0, str(tmp_path), TINY)
-    splits = pipeline.load_splits(small_ag_news, 40, 0, max_unlabelled=0)
+def test_ablations_share_the_cells_teacher_and_price_their_students(small_cell, small_sst2, capsys):
+    task, num_labels, seed = SMALL_CELL
+    row = benchmark.quality_cell(task, small_sst2, num_labels, seed, str(small_cell), SMALL)
     capsys.readouterr()
     # An ablation shares the cell's teacher and logits, and prices its student beside the default one.
     variants, defaults = benchmark.ablation_cells(
-        {"ag_news": small_ag_news}, "ag_news", 40, [0], str(tmp_path), TINY, ["separable", "alpha_0"],
+        {task: small_sst2}, task, num_labels, [seed], str(small_cell), SMALL, ["separable", "alpha_0"],
         latency_rows=5)
     assert [r["variant"] for r in variants] == ["alpha_0", "separable"]
     assert variants[0]["teacher_acc"] == row["teacher_acc"] and defaults[0]["student_acc"] == row["student_acc"]
@@ -63,9 +83,9 @@ def test_ablations_share_the_cells_teacher_and_price_their_students(small_ag_new
     for r in variants + defaults:
         assert set(r["latency_ms_p50"]) == set(cost_lib.LATENCY_MODES)
         assert all(0 < ms < 50 for ms in r["latency_ms_p50"].values())
-    student_dir = str(tmp_path / "ag_news" / "n40_seed0" / "variants" / "separable" / "student")
+    student_dir = str(small_cell / task / f"n{num_labels}_seed{seed}" / "variants" / "separable" / "student")
     assert os.path.exists(os.path.join(student_dir, "latency.json"))
-    timed = list(splits.dev_texts[:5])
+    timed = list(pipeline.load_splits(small_sst2, num_labels, seed, max_unlabelled=0).dev_texts[:5])
     assert benchmark.student_latency_ms(student_dir, timed) == variants[1]["latency_ms_p50"]  # cached
 
 
@@ -134,6 +154,19 @@ def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain():
     assert "| default recipe | | sst2 | 1000 | 82.00 / 83.00 | 78.00 / 81.00 | | 70.00 / 71.00 | 90.0% |" in text
     assert ("| temperature_4 | `temperature=4.0` | sst2 | 1000 | 82.00 / 82.00 | 79.00 / 80.00 | +1.00 / -1.00 (mean +0.00) "
             "| 70.00 / 70.00 | 90.0% |") in text
+
+
+def test_ensembles_are_reported_with_their_members_and_the_gap_to_the_ensemble():
+    rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.79), _row("sst2", 1000, 1, 0.80, 0.70, 0.78)]
+    ensembles = [dict(_row("sst2", 1000, seed, teacher, 0.70, student), variant="teacher_ensemble_3",
+                      teacher_member_accs=members)
+                 for seed, teacher, student, members in ((0, 0.84, 0.80, [0.82, 0.81, 0.83]),
+                                                         (1, 0.83, 0.81, [0.80, 0.815, 0.82]))]
+    results = {"quality": rows, "ablations": ensembles, "ablation_defaults": rows}
+    text = "\n".join(benchmark_report._ensemble_section(results))
+    assert ("| teacher_ensemble_3 | sst2 | 1000 | 2 | 82.00, 81.00, 83.00 / 80.00, 81.50, 82.00 | 83.50 | 80.50 "
+            "| 3.00 | 81.00 | 78.50 | 2.50 |") in text
+    assert benchmark_report._ensemble_section({"quality": rows, "ablations": []}) == []
 
 
 def test_ablation_overrides_change_one_field():

@@ -103,3 +103,35 @@ def test_a_validation_fraction_that_leaves_nothing_to_train_on_is_refused(sst2_s
         pipeline._teacher_rows(sst2_splits, 1.0, 0)
     texts, labels, (held_texts, held_labels) = pipeline._teacher_rows(sst2_splits, 0.1, 0)
     assert len(held_labels) == 30 and len(labels) == 270 and not set(held_texts) & set(texts)
+
+
+def test_an_ensemble_folder_loads_as_one_frozen_teacher_of_its_members(teacher, teacher_dir, sst2_splits, tmp_path):
+    # A second member that disagrees with the first: the same weights with its head's bias moved.
+    other = teacher_lib.load(teacher_dir)
+    kernel, bias = other.output_dense.get_weights()
+    other.output_dense.set_weights([kernel, bias + np.array([2.0, -2.0])])
+    other.compiled = False  # as `fine_tune` leaves every teacher it saves: nothing to restore on loading
+    other_dir = str(tmp_path / "other")
+    teacher_lib.save(other, other_dir)
+    ensemble_dir = str(tmp_path / "ensemble")
+    os.makedirs(ensemble_dir)
+    teacher_lib.save_ensemble([teacher_dir, other_dir], ensemble_dir)
+
+    ensemble = teacher_lib.load(ensemble_dir)
+    assert isinstance(ensemble, teacher_lib.TeacherEnsemble)
+    assert ensemble.trainable_weights == [] and ensemble.count_params() == 2 * teacher.count_params()
+    texts = list(sst2_splits.dev_texts[:32])
+    logits = teacher_lib.logits(ensemble, texts, cache_dir=ensemble_dir, verbose=False)
+    first, second = (teacher_lib.logits(m, texts, verbose=False) for m in (teacher, other))
+    probs = (np.exp(first) / np.exp(first).sum(1, keepdims=True) + np.exp(second) / np.exp(second).sum(1, keepdims=True)) / 2
+    np.testing.assert_allclose(np.exp(logits) / np.exp(logits).sum(1, keepdims=True), probs, atol=1e-4)
+    assert (np.argmax(first, 1) != np.argmax(second, 1)).any()  # the members really differ
+    # Each member cached its own logits in its own folder; the ensemble's folder holds none.
+    assert os.path.exists(os.path.join(other_dir, "logits", teacher_lib.fingerprint(other, texts) + ".npy"))
+    assert not os.path.exists(os.path.join(ensemble_dir, "logits"))
+    # The in-graph path (a Distiller fed raw strings calls the teacher itself) gives the same logits.
+    in_graph = ensemble(ensemble.preprocessor(keras.ops.convert_to_tensor(texts)), training=False)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(in_graph), logits, atol=2e-4)
+    # Saving one teacher in the folder makes it that teacher again.
+    teacher_lib.save(other, ensemble_dir)
+    assert not isinstance(teacher_lib.load(ensemble_dir), teacher_lib.TeacherEnsemble)

@@ -5,7 +5,7 @@ import pytest
 
 from kdistill import teacher as teacher_lib
 from kdistill.errors import KdistillError
-from kdistill.teacher_model import ClsPooledBertClassifier, MaskedMeanPooling, MeanPooledBertClassifier
+from kdistill.teacher_model import ClsPooledBertClassifier, MaskedMeanPooling, MeanPooledBertClassifier, mixture_logits
 
 
 def test_mean_pooling_ignores_padded_positions():
@@ -41,3 +41,11 @@ def test_cls_pooling_is_keras_hubs_classifier_and_unknown_pooling_fails():
     assert model.num_classes == 3
     with pytest.raises(KdistillError, match="teacher pooling 'max'"):
         teacher_lib.build("minilm", 2, pooling="max")
+
+
+def test_mixture_logits_average_the_members_probabilities():
+    confident_yes, confident_no = np.log([[0.9, 0.1]]), np.log([[0.2, 0.8]])
+    mixture = keras.ops.convert_to_numpy(mixture_logits(np.stack([confident_yes, confident_no])))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(keras.ops.softmax(mixture)), [[0.55, 0.45]], atol=1e-6)
+    # Logits a float32 softmax underflows on stay finite.
+    assert np.isfinite(keras.ops.convert_to_numpy(mixture_logits(np.array([[[0.0, -200.0]]] * 2)))).all()
