@@ -92,6 +92,10 @@ ABLATIONS = {
     # Three teachers on the same labels (seeds s, s+1, s+2), distilled from as one; the gap is to the ensemble.
     "teacher_ensemble_3": {"teacher_ensemble": 3},
     "teacher_ensemble_3_ag_news": {"teacher_ensemble": 3, "task": "ag_news"},
+    # The ensemble's targets for the cheaper student (2 and 3 wide, 96 filters); same members and logits.
+    "teacher_ensemble_3_kernels_2_3_filters_96": {"teacher_ensemble": 3, "kernel_sizes": (2, 3), "filters": 96},
+    "teacher_ensemble_3_kernels_2_3_filters_96_ag_news": {"teacher_ensemble": 3, "kernel_sizes": (2, 3),
+                                                          "filters": 96, "task": "ag_news"},
     # Issue #13. WordPiece over the 7,000 kept pieces alone: a 4x smaller text-in tokenizer.
     "pruned_wordpiece": {"wordpiece": "pruned"},
     "pruned_wordpiece_ag_news": {"wordpiece": "pruned", "task": "ag_news"},

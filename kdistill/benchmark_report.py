@@ -262,9 +262,9 @@ def _ablation_markdown(results):
 
 
 def _ensemble_section(results):
-    """Teacher-ensemble variants beside the single teacher of the same cells: each teacher's gap to its student."""
-    groups = [(variant, rows, bases) for variant, rows, bases in _ablation_groups(results)
-              if "teacher_member_accs" in rows[0] and all(bases)]
+    """Teacher-ensemble variants beside the single teacher of the same cells and student: each teacher's gap to
+    the student distilled from it."""
+    groups = [(variant, rows) for variant, rows, _ in _ablation_groups(results) if "teacher_member_accs" in rows[0]]
     if not groups:
         return []
     lines = [
@@ -273,26 +273,51 @@ def _ensemble_section(results):
         "",
         "K teachers fine-tuned on the same N labels with seeds s, s+1, ... (the first is the default cell's "
         "teacher), distilled from as one: the student's targets are the logits of the mean of their class "
-        "probabilities (`teacher_model.TeacherEnsemble`). The gap is to the teacher the student was distilled "
-        "from. Means over seeds; members are listed per seed.",
+        "probabilities (`teacher_model.TeacherEnsemble`). Each is shown beside the single teacher and the same "
+        "student distilled from it (the default cell, or the variant with the same student change). The gap is "
+        "to the teacher the student was distilled from. Means over seeds; members are listed per seed.",
         "",
-        "| variant | task | N | seeds | members (dev accuracy, per seed) | ensemble | distilled | gap to ensemble "
-        "| single teacher | distilled from it | gap to it |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| variant | student change | task | N | seeds | members (dev accuracy, per seed) | ensemble | distilled "
+        "| gap to ensemble | single teacher | distilled from it | gap to it |",
+        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
 
     def mean(rows, key):
         return 100 * float(np.mean([r[key] for r in rows]))
 
-    for variant, rows, bases in groups:
+    for variant, rows in groups:
+        change = _student_change(variant)
+        bases = _single_teacher_rows(results, rows, change)
         members = " / ".join(", ".join(f"{100 * acc:.2f}" for acc in r["teacher_member_accs"]) for r in rows)
+        single = (f"{mean(bases, 'teacher_acc'):.2f} | {mean(bases, 'student_acc'):.2f} | "
+                  f"{mean(bases, 'teacher_acc') - mean(bases, 'student_acc'):.2f}" if bases else "not measured | |")
+        described = ", ".join(f"{k}={v}" for k, v in change.items()) or "default"
         lines.append(
-            f"| {variant} | {rows[0]['task']} | {rows[0]['num_labels']} | {len(rows)} | {members} | "
+            f"| {variant} | {described} | {rows[0]['task']} | {rows[0]['num_labels']} | {len(rows)} | {members} | "
             f"{mean(rows, 'teacher_acc'):.2f} | {mean(rows, 'student_acc'):.2f} | "
-            f"{mean(rows, 'teacher_acc') - mean(rows, 'student_acc'):.2f} | {mean(bases, 'teacher_acc'):.2f} | "
-            f"{mean(bases, 'student_acc'):.2f} | {mean(bases, 'teacher_acc') - mean(bases, 'student_acc'):.2f} |"
+            f"{mean(rows, 'teacher_acc') - mean(rows, 'student_acc'):.2f} | {single} |"
         )
     return lines
+
+
+def _student_change(variant):
+    """An ablation's change apart from its teacher ensemble and the cell it picks."""
+    return {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items()
+            if k not in ("task", "num_labels", "teacher_ensemble")}
+
+
+def _single_teacher_rows(results, rows, change):
+    """The rows with `change` alone (a single teacher) at the seeds of `rows`, or [] unless all were measured."""
+    task, n, seeds = rows[0]["task"], rows[0]["num_labels"], [r["seed"] for r in rows]
+    if not change:
+        defaults = _default_cells(results)
+        found = [defaults.get((task, n, seed)) for seed in seeds]
+    else:
+        same = {r["seed"]: r for r in results.get("ablations", [])
+                if (r["task"], r["num_labels"]) == (task, n) and "teacher_member_accs" not in r
+                and _student_change(r["variant"]) == change}
+        found = [same.get(seed) for seed in seeds]
+    return found if all(found) else []
 
 
 def pool_table(results):

@@ -65,8 +65,9 @@ class TeacherConfig:
     # moved their students by -0.51 and +0.25 points; 100 held-out rows stop at a noisy epoch.
     validation_fraction: float = option(0.0, "Hold out this fraction of the labels and stop fine-tuning at the "
                                         "epoch that scores them best (0: train on all labels for every epoch).")
-    # Issue #12: K teachers on the same labels (seeds seed, seed+1, ...), distilled from as one
-    # (`teacher_model.TeacherEnsemble`). Each member costs a fine-tune and a labelling pass.
+    # K teachers on the same labels (seeds seed, seed+1, ...), distilled from as one
+    # (`teacher_model.TeacherEnsemble`). Off: 3 members at N=1000 (mean of 3 seeds, docs/gap/RESULTS.md)
+    # gave students +0.96 points on SST-2 and +0.43 on AG News, for two more fine-tunes and labelling passes.
     ensemble: int = option(1, "Fine-tune this many teachers on the labels, with seeds --seed, --seed+1, ..., and "
                            "distil from the mixture of their predictions (1 = one teacher).")
     # Fields added after teachers were cached, with the value those runs had: left out of cache

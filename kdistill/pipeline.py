@@ -413,6 +413,7 @@ def run_all(
         "dev_rows": len(splits.dev_texts),
         "seed": seed,
         "teacher": teacher_config.handle,
+        "teacher_ensemble": teacher_config.ensemble,
         "teacher_dev_acc": teacher_metrics["teacher_dev_acc"],
         "student_dev_acc": distilled["student_dev_acc"],
         "labels_only_dev_acc": baseline["student_dev_acc"],
@@ -436,9 +437,11 @@ def run_all(
 
 def format_summary(summary):
     """A small table of what a run measured, for people."""
-    ratio = summary["teacher_params"] / summary["student_params"]
+    members = summary.get("teacher_ensemble", 1)
+    ratio = summary["teacher_params"] / members / summary["student_params"]  # one member: the same ratio as one teacher
     rows = [
-        ("teacher (fine-tuned on the labels)", summary["teacher_dev_acc"], summary["teacher_params"]),
+        ("teacher (fine-tuned on the labels)" if members == 1 else f"teacher ensemble ({members} seeds)",
+         summary["teacher_dev_acc"], summary["teacher_params"]),
         ("student, labels only", summary["labels_only_dev_acc"], summary["student_params"]),
         ("student, distilled", summary["student_dev_acc"], summary["student_params"]),
     ]

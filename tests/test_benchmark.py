@@ -162,10 +162,18 @@ def test_ensembles_are_reported_with_their_members_and_the_gap_to_the_ensemble()
                       teacher_member_accs=members)
                  for seed, teacher, student, members in ((0, 0.84, 0.80, [0.82, 0.81, 0.83]),
                                                          (1, 0.83, 0.81, [0.80, 0.815, 0.82]))]
-    results = {"quality": rows, "ablations": ensembles, "ablation_defaults": rows}
+    # A cheaper student from the same ensemble sits beside the same student from the single teacher.
+    cheap = [dict(_row("sst2", 1000, seed, 0.84 - seed / 100, 0.70, 0.79), variant=name, **extra)
+             for seed in (0, 1) for name, extra in (
+                 ("teacher_ensemble_3_kernels_2_3_filters_96", {"teacher_member_accs": [0.8] * 3}),
+                 ("kernels_2_3_filters_96", {}))]
+    results = {"quality": rows, "ablations": ensembles + cheap, "ablation_defaults": rows}
     text = "\n".join(benchmark_report._ensemble_section(results))
-    assert ("| teacher_ensemble_3 | sst2 | 1000 | 2 | 82.00, 81.00, 83.00 / 80.00, 81.50, 82.00 | 83.50 | 80.50 "
-            "| 3.00 | 81.00 | 78.50 | 2.50 |") in text
+    assert ("| teacher_ensemble_3 | default | sst2 | 1000 | 2 | 82.00, 81.00, 83.00 / 80.00, 81.50, 82.00 | 83.50 "
+            "| 80.50 | 3.00 | 81.00 | 78.50 | 2.50 |") in text
+    assert ("| teacher_ensemble_3_kernels_2_3_filters_96 | kernel_sizes=(2, 3), filters=96 | sst2 | 1000 | 2 | "
+            "80.00, 80.00, 80.00 / 80.00, 80.00, 80.00 | 83.50 | 79.00 | 4.50 | 83.50 | 79.00 | 4.50 |") in text
+    assert "kernels_2_3_filters_96 | " not in text.replace("teacher_ensemble_3_kernels_2_3_filters_96 | ", "")
     assert benchmark_report._ensemble_section({"quality": rows, "ablations": []}) == []
 
 
