@@ -72,6 +72,9 @@ def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.
             f"--teacher={handle}: cannot load a BERT preset ({str(e).splitlines()[0][:200]}); "
             "give a keras-hub BERT preset name, an hf:// handle or a local model folder"
         ) from None
+    # A sentence-transformers folder sets the preprocessor's length from its own
+    # sentence_bert_config.json (MiniLM-L6: 256) whatever `from_preset` is asked: set it here.
+    model.preprocessor.sequence_length = sequence_length
     tokenizer = model.preprocessor.tokenizer
     # Uncased BERT was pretrained on accent-stripped text (Hugging Face strips accents
     # whenever it lowercases); keras-hub's BertTokenizer keeps them, turning words like

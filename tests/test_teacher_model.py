@@ -43,6 +43,17 @@ def test_cls_pooling_is_keras_hubs_classifier_and_unknown_pooling_fails():
         teacher_lib.build("minilm", 2, pooling="max")
 
 
+def test_the_teacher_reads_the_sequence_length_it_is_built_with(tmp_path):
+    # MiniLM's folder asks for 256 pieces (sentence_bert_config.json); the teacher's config decides.
+    model = teacher_lib.build("minilm", 2, sequence_length=48)
+    texts = ["word " * 100]
+    features = model.preprocessor(keras.ops.convert_to_tensor(texts))
+    assert keras.ops.shape(features["token_ids"]) == (1, 48)
+    assert teacher_lib.truncated_texts(model, texts) == 1
+    teacher_lib.save(model, str(tmp_path))
+    assert teacher_lib.load(str(tmp_path)).preprocessor.sequence_length == 48
+
+
 def test_mixture_logits_average_the_members_probabilities():
     confident_yes, confident_no = np.log([[0.9, 0.1]]), np.log([[0.2, 0.8]])
     mixture = keras.ops.convert_to_numpy(mixture_logits(np.stack([confident_yes, confident_no])))
