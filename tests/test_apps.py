@@ -14,7 +14,7 @@ import pytest
 from kdistill import data, io, teacher as teacher_lib
 from tests.binaries import one_line_error, run_app, run_in_process
 from tests.conftest import (
-    SMALL_DEV_ROWS, SMALL_LABELS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_STUDENT, SMALL_UNLABELLED, SST2,
+    SMALL_DEV_ROWS, SMALL_LABELS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_STUDENT, SMALL_TEACHER, SMALL_UNLABELLED, SST2,
 )
 
 
