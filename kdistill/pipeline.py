@@ -114,15 +114,19 @@ def train_ensemble(splits, teacher_dir, config, seed=0, strategy=None, member_di
     member_dirs = member_dirs or [os.path.join(teacher_dir, f"member-{k}") for k in range(config.ensemble)]
     if len(member_dirs) != config.ensemble:
         raise ValueError(f"{len(member_dirs)} member folders for an ensemble of {config.ensemble}")
-    member_metrics = []
+    members, member_metrics = [], []
     for k, member_dir in enumerate(member_dirs):
         print(f"[teacher] ensemble member {k + 1} of {config.ensemble} (seed {seed + k}) -> {member_dir}", flush=True)
         if reuse:
-            member_metrics.append(train_or_reuse_teacher(splits, member_dir, single, seed + k)[1])
+            member, result = train_or_reuse_teacher(splits, member_dir, single, seed + k)
         else:
-            member_metrics.append(train_teacher(splits, member_dir, single, seed + k, strategy)[1])
+            member, result = train_teacher(splits, member_dir, single, seed + k, strategy)
+        members.append(member)
+        member_metrics.append(result)
     teacher_lib.save_ensemble(member_dirs, teacher_dir)
-    ensemble = load_teacher(teacher_dir, splits)
+    # The members come back loaded and frozen: the ensemble is built from them, not read from disk again.
+    ensemble = teacher_lib.TeacherEnsemble(members, cache_dirs=member_dirs)
+    ensemble.trainable = False
     dev_logits = teacher_lib.logits(ensemble, splits.dev_texts, verbose=False)
     metrics = {
         **member_metrics[0],
