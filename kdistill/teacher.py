@@ -186,6 +186,9 @@ def load(folder):
         warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
         teacher = io.load_model(path, "teacher")
     teacher.trainable = False
+    # keras-hub's task compiled itself while loading; a frozen teacher has no training state, and a
+    # compile config saved with it (in a copy or inside a Distiller) would only make Keras warn when read.
+    teacher.compiled = False
     return teacher
 
 

@@ -5,13 +5,24 @@
 the binaries that read a run. Its teacher, fine-tuned once per session, is also the
 teacher every other test gets (`teacher_dir`, a copy of it): one MiniLM fine-tune per
 session, not two.
+
+`make test` runs the suite on two xdist workers (one test file at a time each). The
+session fixtures that cost a fine-tune or a pass of the teacher are built once, by the
+first worker that asks, in the folder the workers share (`_built_once`); the other waits
+for it instead of building its own.
 """
 
+import contextlib
 import os
 import shutil
 
+import filelock
 import numpy as np
 import pytest
+
+# The workers of `make test` write to the terminal directly when TensorFlow starts: keep its C++ start-up
+# lines (INFO, and the CUDA probe's error on machines without a GPU) out of the test report.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from kdistill import data, teacher as teacher_lib
 from tests.binaries import run_app, run_in_process
@@ -42,6 +53,37 @@ def sst2_splits():
     return splits
 
 
+def _xdist_root(tmp_path_factory):
+    """The folder this session's xdist workers share, or None when the suite runs in one process."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return None
+    return tmp_path_factory.getbasetemp().parent  # each worker's own basetemp lies inside it
+
+
+@contextlib.contextmanager
+def _one_worker_at_a_time(tmp_path_factory, name):
+    root = _xdist_root(tmp_path_factory)
+    with filelock.FileLock(str(root / f"{name}.lock")) if root else contextlib.nullcontext():
+        yield
+
+
+def _built_once(tmp_path_factory, name, build):
+    """A folder filled by `build(folder)` once per session, whichever worker asks first."""
+    root = _xdist_root(tmp_path_factory)
+    if root is None:
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return str(folder)
+    folder, done = root / name, root / f"{name}.done"
+    with _one_worker_at_a_time(tmp_path_factory, name):
+        if not done.exists():  # a worker that failed half-way left no mark: build it again
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return str(folder)
+
+
 def _head_of(source, folder, lines):
     """A copy of dataset folder `source` in `folder` with the first `lines[name]` lines of each file named."""
     for name in os.listdir(source):
@@ -55,33 +97,37 @@ def _head_of(source, folder, lines):
 def small_sst2(tmp_path_factory):
     """SST-2's first 2,000 train rows and first 200 dev rows: every pass over dev in a binary stays short."""
     rows = {"train.tsv": 2000 + 1, "dev.tsv": SMALL_DEV_ROWS + 1}  # and the header
-    return _head_of(SST2, tmp_path_factory.mktemp("sst2_small"), rows)
+    return _built_once(tmp_path_factory, "sst2_small", lambda folder: _head_of(SST2, folder, rows))
 
 
 @pytest.fixture(scope="session")
 def small_ag_news(tmp_path_factory):
     """AG News' first 1,000 train rows (all four classes) and first 200 dev rows (its CSVs have no header)."""
-    return _head_of(AG_NEWS, tmp_path_factory.mktemp("ag_news_small"), {"train.csv": 1000, "dev.csv": SMALL_DEV_ROWS})
+    rows = {"train.csv": 1000, "dev.csv": SMALL_DEV_ROWS}
+    return _built_once(tmp_path_factory, "ag_news_small", lambda folder: _head_of(AG_NEWS, folder, rows))
 
 
 @pytest.fixture(scope="session")
 def small_run(small_sst2, tmp_path_factory):
     """A run folder from `apps.train_teacher` and `apps.distill` (subprocesses) and a labels-only student."""
-    out = str(tmp_path_factory.mktemp("run"))
-    flags = [f"--dataset={small_sst2}", *SMALL_LABELS, f"--out_dir={out}"]
-    run_app("apps.train_teacher", *flags, *SMALL_TEACHER)
-    run_app("apps.distill", *flags, *SMALL_STUDENT)
-    run_in_process("apps.distill", *flags, *SMALL_STUDENT, "--labels_only")
-    return out
+    def build(out):
+        flags = [f"--dataset={small_sst2}", *SMALL_LABELS, f"--out_dir={out}"]
+        run_app("apps.train_teacher", *flags, *SMALL_TEACHER)
+        run_app("apps.distill", *flags, *SMALL_STUDENT)
+        run_in_process("apps.distill", *flags, *SMALL_STUDENT, "--labels_only")
+
+    return _built_once(tmp_path_factory, "run", build)
 
 
 @pytest.fixture(scope="session")
 def teacher_dir(small_run, tmp_path_factory):
     """The small run's teacher (MiniLM-L6, 300 SST-2 labels, 3 epochs), copied without its logit cache:
     the tests of the binaries count the run's own cache files."""
-    folder = str(tmp_path_factory.mktemp("teacher") / "teacher")
-    shutil.copytree(os.path.join(small_run, "teacher"), folder, ignore=shutil.ignore_patterns("logits", "vectors"))
-    return folder
+    def copy(folder):
+        shutil.copytree(os.path.join(small_run, "teacher"), folder / "teacher",
+                        ignore=shutil.ignore_patterns("logits", "vectors"))
+
+    return os.path.join(_built_once(tmp_path_factory, "teacher", copy), "teacher")
 
 
 @pytest.fixture(scope="session")
@@ -90,16 +136,18 @@ def teacher(teacher_dir):
 
 
 @pytest.fixture(scope="session")
-def transfer_logits(teacher, teacher_dir, sst2_splits):
-    """Teacher logits of labelled, unlabelled and dev texts (cached beside the teacher)."""
-    return {
-        name: teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False)
-        for name, texts in [
-            ("labelled", sst2_splits.labelled_texts),
-            ("unlabelled", sst2_splits.unlabelled_texts),
-            ("dev", sst2_splits.dev_texts),
-        ]
-    }
+def transfer_logits(teacher, teacher_dir, sst2_splits, tmp_path_factory):
+    """Teacher logits of labelled, unlabelled and dev texts (cached beside the teacher, which the workers share:
+    the first computes them, the other reads its cache)."""
+    with _one_worker_at_a_time(tmp_path_factory, "transfer_logits"):
+        return {
+            name: teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False)
+            for name, texts in [
+                ("labelled", sst2_splits.labelled_texts),
+                ("unlabelled", sst2_splits.unlabelled_texts),
+                ("dev", sst2_splits.dev_texts),
+            ]
+        }
 
 
 def accuracy(logits, labels):

@@ -134,13 +134,18 @@ def test_readme_path_fit_on_raw_strings_runs_the_real_teacher(teacher, sst2_spli
     assert all(changed), changed
 
 
-def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, tmp_path):
+def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer_logits, tmp_path):
     distiller = _distiller(teacher, sst2_splits, alpha=0.3, temperature=4.0, distillation_loss="mse")
+    # One step first, so the file holds the optimizer's state as a run's would.
+    texts = tf.constant(list(sst2_splits.labelled_texts[:16]))
+    distiller.fit({"text": texts, "teacher_logits": transfer_logits["labelled"][:16]},
+                  np.asarray(sst2_splits.labelled_labels[:16], np.int32), batch_size=16, epochs=1, verbose=0)
     path = str(tmp_path / "distiller.keras")
     distiller.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(again, Distiller)
     assert (again.alpha, again.temperature, again.distillation_loss) == (0.3, 4.0, "mse")
+    assert int(again.optimizer.iterations) == 1
     assert not again.teacher.trainable
     texts = list(sst2_splits.dev_texts[:10])
     np.testing.assert_allclose(again.student.predict_texts(texts), distiller.student.predict_texts(texts), atol=1e-6)
