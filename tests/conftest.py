@@ -20,10 +20,6 @@ import filelock
 import numpy as np
 import pytest
 
-# The workers of `make test` write to the terminal directly when TensorFlow starts: keep its C++ start-up
-# lines (INFO, and the CUDA probe's error on machines without a GPU) out of the test report.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 from kdistill import data, teacher as teacher_lib
 from tests.binaries import run_app, run_in_process
 
@@ -133,6 +129,13 @@ def teacher_dir(small_run, tmp_path_factory):
 @pytest.fixture(scope="session")
 def teacher(teacher_dir):
     return teacher_lib.load(teacher_dir)
+
+
+@pytest.fixture(scope="session")
+def pretrained_teacher():
+    """MiniLM-L6 as it was pretrained, with a fresh 2-class head: for tests that need only its tokenizer,
+    vocabulary or embeddings, which fine-tuning leaves alone or barely moves, so they need not wait for it."""
+    return teacher_lib.build(num_classes=2, sequence_length=64)
 
 
 @pytest.fixture(scope="session")

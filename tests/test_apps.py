@@ -78,9 +78,10 @@ def test_predict_from_arguments_and_stdin(small_run):
 def test_export_binary_writes_tflite_and_parity_report(small_run, small_sst2):
     out = os.path.join(small_run, "student.tflite")
     run_in_process("export.tflite", f"--student_dir={os.path.join(small_run, 'student')}", f"--out={out}",
-                   f"--dataset={small_sst2}")
-    report = read(out + ".report.json")
-    assert report["rows"] == SMALL_DEV_ROWS and report["agreement"] >= 0.99
+                   f"--dataset={small_sst2}", "--both_inputs")
+    for path in (out, out.replace(".tflite", "_ids.tflite")):  # the text-in model and the token-ids one
+        report = read(path + ".report.json")
+        assert report["rows"] == SMALL_DEV_ROWS and report["agreement"] >= 0.99, path
 
 
 @pytest.mark.parametrize(

@@ -266,10 +266,11 @@ def test_int8_falls_back_to_builtins_when_int8_ops_are_refused(student, dev_text
 def test_binary_exports_all_modes_with_combined_report(student, small_sst2, tmp_path):
     io.atomic_save_model(student, str(tmp_path / "student.keras"))
     out = tmp_path / "models"
-    stdout = run_app("export.tflite", f"--student_dir={tmp_path}", "--mode=all", "--both_inputs",
+    # Text-in only: test_apps.py's in-process export covers --both_inputs, and the fixture above every mode and input.
+    stdout = run_app("export.tflite", f"--student_dir={tmp_path}", "--mode=all",
                      f"--dataset={small_sst2}", "--calibration_size=100", f"--out={out}").stdout
     combined = io.read_json(str(out / "export_report.json"))
-    assert {(r["mode"], r["input"]) for r in combined} == {(m, k) for m in MODES for k in ("text", "token_ids")}
+    assert {(r["mode"], r["input"]) for r in combined} == {(m, "text") for m in MODES}
     assert all(r["dev_rows"] == SMALL_DEV_ROWS for r in combined)
     assert next(r for r in combined if r["mode"] == "int8")["calibration_texts"] == 100
     assert "| student_int8.tflite | text | int8 |" in stdout and "wrote" in stdout

@@ -12,14 +12,14 @@ from kdistill.config import StudentConfig
 
 
 @pytest.fixture(scope="module")
-def vocabulary(teacher):
-    return teacher.preprocessor.tokenizer.get_vocabulary()
+def vocabulary(pretrained_teacher):
+    return pretrained_teacher.preprocessor.tokenizer.get_vocabulary()
 
 
-def test_student_tokenizer_splits_like_the_teacher(teacher, vocabulary, sst2_splits):
+def test_student_tokenizer_splits_like_the_teacher(pretrained_teacher, vocabulary, sst2_splits):
     texts = list(sst2_splits.dev_texts[:200]) + ["Ça m'a beaucoup plu — très émouvant", "THIS Movie Was GREAT!!"]
     ours = tokenizer_lib.StudentTokenizer(vocabulary, sequence_length=128).full_ids(texts).to_list()
-    theirs = teacher.preprocessor.tokenizer(tf.constant(texts))
+    theirs = pretrained_teacher.preprocessor.tokenizer(tf.constant(texts))
     theirs = theirs.to_list() if hasattr(theirs, "to_list") else theirs
     assert ours == theirs
 
@@ -84,8 +84,8 @@ def test_mean_pooling_counts_real_tokens_only():
         student_lib.conv_classifier(100, 2, pooling="min")
 
 
-def test_projected_embeddings_keep_the_teachers_neighbours(teacher, vocabulary):
-    table = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
+def test_projected_embeddings_keep_the_teachers_neighbours(pretrained_teacher, vocabulary):
+    table = keras.ops.convert_to_numpy(pretrained_teacher.backbone.token_embedding.embeddings)
     words = ["good", "great", "excellent", "bad", "awful", "terrible", "[PAD]", "[UNK]"]
     ids = [vocabulary.index(w) for w in words]
     kept = [0] + [i for i in ids if i != 0]
@@ -96,20 +96,20 @@ def test_projected_embeddings_keep_the_teachers_neighbours(teacher, vocabulary):
     assert np.linalg.norm(good - great) < np.linalg.norm(good - awful) * 1.5
 
 
-def test_build_student_from_config(teacher, sst2_splits):
+def test_build_student_from_config(pretrained_teacher, sst2_splits):
     config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5))
-    student = training.build_student(teacher, sst2_splits, config)
+    student = training.build_student(pretrained_teacher, sst2_splits, config)
     assert student.tokenizer.vocabulary_size == 3000
     # The logits read the max and the mean of each branch's 16 filters (pooling="max_mean").
     assert student.count_params() == 3000 * 32 + (3 * 32 * 16 + 16) + (5 * 32 * 16 + 16) + (2 * 32 * 2 + 2)
-    maxed = training.build_student(teacher, sst2_splits, dataclasses.replace(config, pooling="max"))
+    maxed = training.build_student(pretrained_teacher, sst2_splits, dataclasses.replace(config, pooling="max"))
     assert maxed.count_params() == student.count_params() - 32 * 2
     assert student.class_names == sst2_splits.class_names
 
 
-def test_separable_student_has_fewer_weights_and_round_trips(teacher, sst2_splits, tmp_path):
+def test_separable_student_has_fewer_weights_and_round_trips(pretrained_teacher, sst2_splits, tmp_path):
     config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5), separable=True)
-    student = training.build_student(teacher, sst2_splits, config)
+    student = training.build_student(pretrained_teacher, sst2_splits, config)
     # Each branch: a width-k filter per embedding channel, then a 1x1 mix to the filters.
     branches = sum(k * 32 + 32 * 16 + 16 for k in (3, 5))
     assert student.count_params() == 3000 * 32 + branches + (2 * 32 * 2 + 2)
@@ -143,10 +143,10 @@ def test_multiply_adds_count_every_convolution():
     assert student_lib.conv_multiply_adds(dilated) == 64 * 64 * 128 * 3 + 2 * 64 * 128 * 128 * 3
 
 
-def test_dilated_student_round_trips_through_keras_file(teacher, sst2_splits, tmp_path):
+def test_dilated_student_round_trips_through_keras_file(pretrained_teacher, sst2_splits, tmp_path):
     config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, architecture="dilated",
                                     dilations=(1, 2), hidden_units=8)
-    student = training.build_student(teacher, sst2_splits, config)
+    student = training.build_student(pretrained_teacher, sst2_splits, config)
     path = str(tmp_path / "dilated.keras")
     student.save(path)
     again = keras.saving.load_model(path)

@@ -21,15 +21,15 @@ def test_mean_pooling_of_an_empty_row_is_zero_not_nan():
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(pooled), [[0.0, 0.0]])
 
 
-def test_teacher_classifies_from_the_mean_of_its_token_vectors(teacher, sst2_splits):
-    assert isinstance(teacher, MeanPooledBertClassifier)
-    features = teacher.preprocessor(keras.ops.convert_to_tensor(list(sst2_splits.dev_texts[:4])))
-    sequence = teacher.backbone(features)["sequence_output"]
+def test_teacher_classifies_from_the_mean_of_its_token_vectors(pretrained_teacher, sst2_splits):
+    assert isinstance(pretrained_teacher, MeanPooledBertClassifier)
+    features = pretrained_teacher.preprocessor(keras.ops.convert_to_tensor(list(sst2_splits.dev_texts[:4])))
+    sequence = pretrained_teacher.backbone(features)["sequence_output"]
     mask = keras.ops.cast(features["padding_mask"], "float32")[..., None]
     mean = keras.ops.sum(sequence * mask, axis=1) / keras.ops.sum(mask, axis=1)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(teacher.output_dense(mean)),
-        keras.ops.convert_to_numpy(teacher(features, training=False)),
+        keras.ops.convert_to_numpy(pretrained_teacher.output_dense(mean)),
+        keras.ops.convert_to_numpy(pretrained_teacher(features, training=False)),
         atol=1e-4,
     )
 
