@@ -20,10 +20,10 @@ $(STAMP): setup.cfg pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m apps.demo $(ARGS)
 
-# Two workers, a test file at a time each: the 2-core machine's second core runs the tests that need no teacher
-# while the first fine-tunes it (tests/conftest.py).
+# Two workers, a test file at a time each, in the order tests/conftest.py gives: the 2-core machine's second
+# core runs the tests that need no teacher while the first fine-tunes it.
 test: $(STAMP)
-	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile $(ARGS)
+	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(ARGS)

@@ -4,12 +4,13 @@
 `apps.distill`: teacher, distilled and labels-only students), shared by the tests of
 the binaries that read a run. Its teacher, fine-tuned once per session, is also the
 teacher every other test gets (`teacher_dir`, a copy of it): one MiniLM fine-tune per
-session, not two.
+session, not two. Those tests start as soon as the teacher is written
+(`small_run_teacher`), not after the run's distillation.
 
 `make test` runs the suite on two xdist workers (one test file at a time each). The
 session fixtures that cost a fine-tune or a pass of the teacher are built once, by the
-first worker that asks, in the folder the workers share (`_built_once`); the other waits
-for it instead of building its own.
+first worker that asks, in the folder the workers share (`_built_once`, `_once`); the
+other waits for it instead of building its own.
 """
 
 import contextlib
@@ -19,6 +20,12 @@ import shutil
 import filelock
 import numpy as np
 import pytest
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Two workers share the 2 cores: one TensorFlow thread each (and in the binaries they start), not two
+    # pools of two whose waiting threads spin on the cores the other worker needs.
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from kdistill import data, teacher as teacher_lib
 from tests.binaries import run_app, run_in_process
@@ -63,20 +70,29 @@ def _one_worker_at_a_time(tmp_path_factory, name):
         yield
 
 
+def _once(tmp_path_factory, name, action):
+    """Runs `action()` once per session, in whichever worker asks first; the other waits for it."""
+    root = _xdist_root(tmp_path_factory)
+    if root is None:  # one process: the session fixture calling this runs once anyway
+        action()
+        return
+    with _one_worker_at_a_time(tmp_path_factory, name):
+        if not (root / f"{name}.done").exists():  # a worker that failed half-way left no mark: run it again
+            action()
+            (root / f"{name}.done").touch()
+
+
 def _built_once(tmp_path_factory, name, build):
     """A folder filled by `build(folder)` once per session, whichever worker asks first."""
     root = _xdist_root(tmp_path_factory)
-    if root is None:
-        folder = tmp_path_factory.mktemp(name)
+    folder = root / name if root else tmp_path_factory.mktemp(name)
+
+    def fill():
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
         build(folder)
-        return str(folder)
-    folder, done = root / name, root / f"{name}.done"
-    with _one_worker_at_a_time(tmp_path_factory, name):
-        if not done.exists():  # a worker that failed half-way left no mark: build it again
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir()
-            build(folder)
-            done.touch()
+
+    _once(tmp_path_factory, name, fill)
     return str(folder)
 
 
@@ -103,24 +119,54 @@ def small_ag_news(tmp_path_factory):
     return _built_once(tmp_path_factory, "ag_news_small", lambda folder: _head_of(AG_NEWS, folder, rows))
 
 
+@pytest.hookimpl(trylast=True)  # after `-m` has deselected what will not run
+def pytest_collection_modifyitems(items):
+    """Orders the test files for `make test`'s two workers (xdist hands them out in this order): the biggest
+    file that needs the session's teacher first, so that one worker starts its fine-tune at once; then the
+    files that need no teacher, biggest first, for the other worker meanwhile; then the rest, biggest first."""
+    files = {}
+    for item in items:
+        files.setdefault(item.path, []).append(item)
+    needs_teacher = {path: any("small_run_teacher" in item.fixturenames for item in tests) for path, tests in files.items()}
+    by_size = sorted(files, key=lambda path: -len(files[path]))
+    teacher_files = [path for path in by_size if needs_teacher[path]]
+    order = teacher_files[:1] + [path for path in by_size if not needs_teacher[path]] + teacher_files[1:]
+    items[:] = [item for path in order for item in files[path]]
+
+
+def _small_run_flags(dataset, out):
+    return [f"--dataset={dataset}", *SMALL_LABELS, f"--out_dir={out}"]
+
+
 @pytest.fixture(scope="session")
-def small_run(small_sst2, tmp_path_factory):
-    """A run folder from `apps.train_teacher` and `apps.distill` (subprocesses) and a labels-only student."""
-    def build(out):
-        flags = [f"--dataset={small_sst2}", *SMALL_LABELS, f"--out_dir={out}"]
-        run_app("apps.train_teacher", *flags, *SMALL_TEACHER)
-        run_app("apps.distill", *flags, *SMALL_STUDENT)
-        run_in_process("apps.distill", *flags, *SMALL_STUDENT, "--labels_only")
+def small_run_teacher(small_sst2, tmp_path_factory):
+    """The small run's folder once `apps.train_teacher` (a subprocess) has written its teacher: the session's
+    one fine-tune. The tests that need only the teacher start from here."""
+    def train(out):
+        run_app("apps.train_teacher", *_small_run_flags(small_sst2, out), *SMALL_TEACHER)
 
-    return _built_once(tmp_path_factory, "run", build)
+    return _built_once(tmp_path_factory, "run", train)
 
 
 @pytest.fixture(scope="session")
-def teacher_dir(small_run, tmp_path_factory):
+def small_run(small_run_teacher, small_sst2, tmp_path_factory):
+    """The small run's folder with its students too: `apps.distill` (a subprocess), and labels-only."""
+    def distil():
+        flags = [*_small_run_flags(small_sst2, small_run_teacher), *SMALL_STUDENT]
+        run_app("apps.distill", *flags)
+        run_in_process("apps.distill", *flags, "--labels_only")
+
+    _once(tmp_path_factory, "run_students", distil)
+    return small_run_teacher
+
+
+@pytest.fixture(scope="session")
+def teacher_dir(small_run_teacher, tmp_path_factory):
     """The small run's teacher (MiniLM-L6, 300 SST-2 labels, 3 epochs), copied without its logit cache:
     the tests of the binaries count the run's own cache files."""
     def copy(folder):
-        shutil.copytree(os.path.join(small_run, "teacher"), folder / "teacher",
+        # The run's distillation may be filling its logit cache meanwhile: that is never copied.
+        shutil.copytree(os.path.join(small_run_teacher, "teacher"), folder / "teacher",
                         ignore=shutil.ignore_patterns("logits", "vectors"))
 
     return os.path.join(_built_once(tmp_path_factory, "teacher", copy), "teacher")

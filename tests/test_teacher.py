@@ -110,7 +110,6 @@ def test_an_ensemble_folder_loads_as_one_frozen_teacher_of_its_members(teacher, 
     other = teacher_lib.load(teacher_dir)
     kernel, bias = other.output_dense.get_weights()
     other.output_dense.set_weights([kernel, bias + np.array([2.0, -2.0])])
-    other.compiled = False  # as `fine_tune` leaves every teacher it saves: nothing to restore on loading
     other_dir = str(tmp_path / "other")
     teacher_lib.save(other, other_dir)
     ensemble_dir = str(tmp_path / "ensemble")
