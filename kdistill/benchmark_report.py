@@ -274,10 +274,10 @@ def _ensemble_section(results):
         "K teachers fine-tuned on the same N labels with seeds s, s+1, ... (the first is the default cell's "
         "teacher), distilled from as one: the student's targets are the logits of the mean of their class "
         "probabilities (`teacher_model.TeacherEnsemble`). Each is shown beside the single teacher and the same "
-        "student distilled from it (the default cell, or the variant with the same student change). The gap is "
+        "student distilled from it (the default cell, or the variant with the same other change). The gap is "
         "to the teacher the student was distilled from. Means over seeds; members are listed per seed.",
         "",
-        "| variant | student change | task | N | seeds | members (dev accuracy, per seed) | ensemble | distilled "
+        "| variant | other change | task | N | seeds | members (dev accuracy, per seed) | ensemble | distilled "
         "| gap to ensemble | single teacher | distilled from it | gap to it |",
         "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
@@ -286,7 +286,7 @@ def _ensemble_section(results):
         return 100 * float(np.mean([r[key] for r in rows]))
 
     for variant, rows in groups:
-        change = _student_change(variant)
+        change = _change_besides_the_teacher(variant)
         bases = _single_teacher_rows(results, rows, change)
         members = " / ".join(", ".join(f"{100 * acc:.2f}" for acc in r["teacher_member_accs"]) for r in rows)
         single = (f"{mean(bases, 'teacher_acc'):.2f} | {mean(bases, 'student_acc'):.2f} | "
@@ -300,8 +300,9 @@ def _ensemble_section(results):
     return lines
 
 
-def _student_change(variant):
-    """An ablation's change apart from its teacher ensemble and the cell it picks."""
+def _change_besides_the_teacher(variant):
+    """An ablation's change apart from its teacher ensemble and the cell it picks (the student's shape, the
+    transfer set, ...)."""
     return {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items()
             if k not in ("task", "num_labels", "teacher_ensemble")}
 
@@ -315,7 +316,7 @@ def _single_teacher_rows(results, rows, change):
     else:
         same = {r["seed"]: r for r in results.get("ablations", [])
                 if (r["task"], r["num_labels"]) == (task, n) and "teacher_member_accs" not in r
-                and _student_change(r["variant"]) == change}
+                and _change_besides_the_teacher(r["variant"]) == change}
         found = [same.get(seed) for seed in seeds]
     return found if all(found) else []
 
