@@ -127,7 +127,8 @@ def pytest_collection_modifyitems(items):
     files = {}
     for item in items:
         files.setdefault(item.path, []).append(item)
-    needs_teacher = {path: any("small_run_teacher" in item.fixturenames for item in tests) for path, tests in files.items()}
+    needs_teacher = {path: any("small_run_teacher" in item.fixturenames for item in tests)
+                     for path, tests in files.items()}
     by_size = sorted(files, key=lambda path: -len(files[path]))
     teacher_files = [path for path in by_size if needs_teacher[path]]
     order = teacher_files[:1] + [path for path in by_size if not needs_teacher[path]] + teacher_files[1:]
