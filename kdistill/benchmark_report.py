@@ -264,7 +264,8 @@ def _ablation_markdown(results):
 def _ensemble_section(results):
     """Teacher-ensemble variants beside the single teacher of the same cells and student: each teacher's gap to
     the student distilled from it."""
-    groups = [(variant, rows) for variant, rows, _ in _ablation_groups(results) if "teacher_member_accs" in rows[0]]
+    groups = [(variant, rows, defaults) for variant, rows, defaults in _ablation_groups(results)
+              if "teacher_member_accs" in rows[0]]
     if not groups:
         return []
     lines = [
@@ -285,9 +286,10 @@ def _ensemble_section(results):
     def mean(rows, key):
         return 100 * float(np.mean([r[key] for r in rows]))
 
-    for variant, rows in groups:
+    for variant, rows, default_rows in groups:
         change = _change_besides_the_teacher(variant)
-        bases = _single_teacher_rows(results, rows, change)
+        bases = _single_teacher_rows(results, rows, change) if change else default_rows
+        bases = bases if all(bases) else []  # a mean over fewer seeds would not compare
         members = " / ".join(", ".join(f"{100 * acc:.2f}" for acc in r["teacher_member_accs"]) for r in rows)
         single = (f"{mean(bases, 'teacher_acc'):.2f} | {mean(bases, 'student_acc'):.2f} | "
                   f"{mean(bases, 'teacher_acc') - mean(bases, 'student_acc'):.2f}" if bases else "not measured | |")
@@ -308,17 +310,12 @@ def _change_besides_the_teacher(variant):
 
 
 def _single_teacher_rows(results, rows, change):
-    """The rows with `change` alone (a single teacher) at the seeds of `rows`, or [] unless all were measured."""
-    task, n, seeds = rows[0]["task"], rows[0]["num_labels"], [r["seed"] for r in rows]
-    if not change:
-        defaults = _default_cells(results)
-        found = [defaults.get((task, n, seed)) for seed in seeds]
-    else:
-        same = {r["seed"]: r for r in results.get("ablations", [])
-                if (r["task"], r["num_labels"]) == (task, n) and "teacher_member_accs" not in r
-                and _change_besides_the_teacher(r["variant"]) == change}
-        found = [same.get(seed) for seed in seeds]
-    return found if all(found) else []
+    """The single-teacher ablation rows with `change` at the seeds of `rows` (None where not measured)."""
+    task, n = rows[0]["task"], rows[0]["num_labels"]
+    same = {r["seed"]: r for r in results.get("ablations", [])
+            if (r["task"], r["num_labels"]) == (task, n) and "teacher_member_accs" not in r
+            and _change_besides_the_teacher(r["variant"]) == change}
+    return [same.get(r["seed"]) for r in rows]
 
 
 def pool_table(results):

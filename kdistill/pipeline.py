@@ -125,8 +125,7 @@ def train_ensemble(splits, teacher_dir, config, seed=0, strategy=None, member_di
         member_metrics.append(result)
     teacher_lib.save_ensemble(member_dirs, teacher_dir)
     # The members come back loaded and frozen: the ensemble is built from them, not read from disk again.
-    ensemble = teacher_lib.TeacherEnsemble(members, cache_dirs=member_dirs)
-    ensemble.trainable = False
+    ensemble = teacher_lib.frozen_ensemble(members, member_dirs)
     dev_logits = teacher_lib.logits(ensemble, splits.dev_texts, verbose=False)
     metrics = {
         **member_metrics[0],

@@ -168,6 +168,13 @@ def save_ensemble(member_folders, folder):
     io.write_json({"members": members}, os.path.join(folder, ENSEMBLE_FILE))
 
 
+def frozen_ensemble(members, member_folders):
+    """One frozen teacher of `members` (loaded teachers), each caching its outputs in its own folder."""
+    ensemble = TeacherEnsemble(members, cache_dirs=member_folders)
+    ensemble.trainable = False
+    return ensemble
+
+
 def load(folder):
     """The saved teacher, frozen: distillation must never move its weights.
 
@@ -176,9 +183,7 @@ def load(folder):
     manifest = os.path.join(folder, ENSEMBLE_FILE)
     if os.path.isfile(manifest):
         member_folders = [os.path.normpath(os.path.join(folder, m)) for m in io.read_json(manifest)["members"]]
-        ensemble = TeacherEnsemble([load(member) for member in member_folders], cache_dirs=member_folders)
-        ensemble.trainable = False
-        return ensemble
+        return frozen_ensemble([load(member) for member in member_folders], member_folders)
     path = os.path.join(folder, MODEL_FILE) if os.path.isdir(folder) else folder
     with warnings.catch_warnings():
         # `fine_tune` saves the frozen teacher without optimizer state on purpose; keras-hub's
