@@ -3,6 +3,7 @@
 loss = alpha * cross-entropy(labels, student)          on the rows that carry a label
      + (1 - alpha) * distillation(teacher, student)    on every row
      + vector_weight * (1 - cos(W f, v))               on every row that carries v
+     + mixup_weight * distillation(mix of teachers, student(mix of embeddings))
 
 where distillation is the KL divergence between temperature-softened
 distributions (scaled by T^2, Hinton et al. 2015) or the mean squared error
@@ -11,6 +12,14 @@ default, matches a linear projection W of the student's pooled features f to the
 teacher's sentence vector v (`teacher.sentence_vectors`): hundreds of numbers per
 text instead of a few logits. W belongs to the distiller, not the student, so the
 exported student is the same size and speed with or without it.
+
+The mixup term, also off by default, is the embedding-space interpolation of
+MixKD (Liang et al. 2021): each row's (padding-zeroed) token embeddings are mixed
+with the next row's, lam * e_i + (1 - lam) * e_next with lam ~ Beta(0.4, 0.4) per
+row, and the student's output on the mix is distilled towards the same mix of the
+two teachers' softened distributions. Texts between the transfer texts, scored
+without running the teacher again: the student generalises from more than the
+texts themselves. Only training changes; the student is the same.
 
 Inputs are raw strings, or a dict `{"text": strings, "teacher_logits": floats}`
 when the teacher's logits were computed ahead (the normal case: the teacher is
@@ -48,6 +57,11 @@ FEATURES_LAYER = "features"
 # a heavier label term overfits those rows.
 DEFAULT_ALPHA = 0.1
 DEFAULT_TEMPERATURE = 2.0
+# Beta(a, a) with a small `a` keeps most mixes near one of their two texts (Zhang et al. 2018 used
+# 0.1-0.4; MixKD 0.4), so the targets stay close to ones the teacher gave.
+MIXUP_ALPHA = 0.4
+# The student layer whose output (token embeddings, padding zeroed) the mixup term interpolates.
+EMBEDDINGS_LAYER = "zero_padding"
 
 
 @keras.saving.register_keras_serializable(package="kdistill")
@@ -65,6 +79,8 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         self.distillation_loss = "kl"
         self.vector_weight = 0.0
         self.projection = None
+        self.mixup_weight = 0.0
+        self.mixup_seed = None
         self.built = True  # teacher and student come built; the distiller adds no weights until compiled
 
     def compile(
@@ -76,11 +92,13 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         distillation_loss="kl",
         vector_weight=0.0,
         vector_dim=None,
+        mixup_weight=0.0,
         jit_compile=False,  # string ops (tokenisers) cannot run under XLA
         **kwargs,
     ):
         """`vector_weight` > 0 turns on the sentence-vector term; `vector_dim` is the teacher's
-        vector width (its hidden size when there is a teacher to read it from)."""
+        vector width (its hidden size when there is a teacher to read it from). `mixup_weight` > 0
+        turns on the embedding-mixup term."""
         if distillation_loss not in LOSSES:
             raise ValueError(f"distillation_loss must be one of {LOSSES}, got {distillation_loss!r}")
         if not 0.0 <= alpha <= 1.0:
@@ -89,6 +107,8 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
             raise ValueError(f"temperature must be positive, got {temperature}")
         if vector_weight < 0:
             raise ValueError(f"vector_weight must be at least 0, got {vector_weight}")
+        if mixup_weight < 0:
+            raise ValueError(f"mixup_weight must be at least 0, got {mixup_weight}")
         # Keras applies sample weights only to `weighted_metrics`; compute_metrics weighs
         # unlabelled rows by zero, so the metrics must go there to score labelled rows only.
         if metrics is not None:
@@ -100,6 +120,9 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         self.vector_weight = float(vector_weight)
         if self.vector_weight and self.projection is None:
             self._build_projection(vector_dim)
+        self.mixup_weight = float(mixup_weight)
+        if self.mixup_weight and self.mixup_seed is None:
+            self._build_mixup()
 
     def _build_projection(self, vector_dim):
         if vector_dim is None:
@@ -112,17 +135,42 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         self.projection = keras.layers.Dense(int(vector_dim), name="sentence_projection")
         self.projection.build(features.shape)
 
+    def _build_mixup(self):
+        embeddings = self.network.get_layer(EMBEDDINGS_LAYER).output
+        # Two views of the same layers: ids -> embeddings, and embeddings (with the ids that say
+        # which positions hold a token) -> logits.
+        self.embed = keras.Model(self.network.inputs, embeddings)
+        self.network_from_embeddings = keras.Model([embeddings, self.network.inputs[0]], self.network.outputs[0])
+        self.mixup_seed = keras.random.SeedGenerator(0)
+
     def call(self, inputs, training=False):
         ids = inputs.get("token_ids") if isinstance(inputs, dict) else None
-        if training and self.projection is not None and isinstance(inputs, dict) and "teacher_vectors" in inputs:
-            if ids is None:
-                ids = self.student.tokenizer(_texts(inputs))
+        vectors = self.projection is not None and isinstance(inputs, dict) and "teacher_vectors" in inputs
+        mixup = self.mixup_weight > 0.0
+        if not (training and (vectors or mixup)):
+            if ids is not None:
+                return self.network(ids, training=training)
+            return self.student(_texts(inputs), training=training)
+        if ids is None:
+            ids = self.student.tokenizer(_texts(inputs))
+        # The loss reads the extra outputs; metrics and callers see the logits (`_logits`).
+        if vectors:
             logits, features = self.network_with_features(ids, training=training)
-            # The loss reads the projection; metrics and callers see the logits (`_logits`).
-            return {"logits": logits, "projected": self.projection(features)}
-        if ids is not None:
-            return self.network(ids, training=training)
-        return self.student(_texts(inputs), training=training)
+            outputs = {"logits": logits, "projected": self.projection(features)}
+        else:
+            outputs = {"logits": self.network(ids, training=training)}
+        if mixup:
+            mix = keras.random.beta((keras.ops.shape(ids)[0],), MIXUP_ALPHA, MIXUP_ALPHA, seed=self.mixup_seed)
+            outputs.update(mix=mix, mixed_logits=self.mixed_logits(ids, mix, training=training))
+        return outputs
+
+    def mixed_logits(self, ids, mix, training=False):
+        """The student's logits on `mix * embeddings(row) + (1 - mix) * embeddings(next row)`."""
+        embeddings = self.embed(ids, training=training)
+        weights = keras.ops.reshape(keras.ops.cast(mix, embeddings.dtype), (-1, 1, 1))
+        mixed = weights * embeddings + (1.0 - weights) * _next_row(embeddings)
+        # Ids only mark positions for the padding masks: a position holds a token if either text has one.
+        return self.network_from_embeddings([mixed, keras.ops.maximum(ids, _next_row(ids))], training=training)
 
     def teacher_logits(self, inputs):
         """Precomputed logits when the batch carries them, else the frozen teacher's output."""
@@ -135,11 +183,15 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         logits = _logits(y_pred)
-        loss = (1.0 - self.alpha) * self._distillation(self.teacher_logits(x), logits)
+        teacher_logits = self.teacher_logits(x)
+        loss = (1.0 - self.alpha) * self._distillation(teacher_logits, logits)
         if y is not None and self.alpha > 0.0:
             loss = self.alpha * _labelled_cross_entropy(y, logits) + loss
-        if isinstance(y_pred, dict):
+        if isinstance(y_pred, dict) and "projected" in y_pred:
             loss = loss + self.vector_weight * _cosine_distance(y_pred["projected"], x["teacher_vectors"])
+        if isinstance(y_pred, dict) and "mixed_logits" in y_pred:
+            mixed = self._distillation(teacher_logits, y_pred["mixed_logits"], mix=y_pred["mix"])
+            loss = loss + self.mixup_weight * mixed
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -149,12 +201,20 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         labelled = keras.ops.cast(keras.ops.greater_equal(y, 0), "float32")
         return super().compute_metrics(x, keras.ops.maximum(y, 0), _logits(y_pred), sample_weight=labelled)
 
-    def _distillation(self, teacher_logits, student_logits):
+    def _distillation(self, teacher_logits, student_logits, mix=None):
+        """With `mix`, the student's output on mixed rows against the same mix of each row's target and
+        the next row's: of their logits for MSE, of their softened distributions for KL."""
+        def mixed(targets):
+            if mix is None:
+                return targets
+            weights = keras.ops.reshape(keras.ops.cast(mix, "float32"), (-1, 1))
+            return weights * targets + (1.0 - weights) * _next_row(targets)
+
         if self.distillation_loss == "mse":
-            per_row = keras.ops.mean(keras.ops.square(student_logits - teacher_logits), axis=-1)
+            per_row = keras.ops.mean(keras.ops.square(student_logits - mixed(teacher_logits)), axis=-1)
             return _global_mean(per_row)
         t = self.temperature
-        teacher_probs = keras.ops.softmax(teacher_logits / t, axis=-1)
+        teacher_probs = mixed(keras.ops.softmax(teacher_logits / t, axis=-1))
         # Per row, not Keras' mean: under a strategy Keras' reduction divides by the replica
         # count, which assumes equal replica batches; _global_mean divides by the true total.
         kl = keras.losses.KLDivergence(reduction=None)
@@ -183,6 +243,7 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
             alpha=self.alpha, temperature=self.temperature, distillation_loss=self.distillation_loss,
             vector_weight=self.vector_weight,
             vector_dim=None if self.projection is None else self.projection.units,
+            mixup_weight=self.mixup_weight,
         )
         return config
 
@@ -200,6 +261,12 @@ def _texts(inputs):
 
 def _logits(y_pred):
     return y_pred["logits"] if isinstance(y_pred, dict) else y_pred
+
+
+def _next_row(x):
+    """Each row's partner in the mix: the next row of the batch (batches come shuffled), the last
+    row's the first."""
+    return keras.ops.roll(x, -1, axis=0)
 
 
 def _cosine_distance(projected, vectors):

@@ -107,6 +107,7 @@ def new_distiller(teacher, student, config, num_rows, vector_dim=None, steps_per
         distillation_loss=config.distillation_loss,
         vector_weight=config.vector_weight,
         vector_dim=vector_dim,
+        mixup_weight=config.mixup_weight,
         steps_per_execution=steps_per_execution,
     )
     return distiller

@@ -65,6 +65,8 @@ def test_bad_compile_arguments_are_refused(teacher, sst2_splits):
         distiller.compile(distillation_loss="cosine")
     with pytest.raises(ValueError, match="alpha"):
         distiller.compile(alpha=1.5)
+    with pytest.raises(ValueError, match="mixup_weight"):
+        distiller.compile(mixup_weight=-1.0)
 
 
 def _distil(teacher, splits, unlabelled_logits, labelled_logits, epochs=8):
@@ -135,7 +137,7 @@ def test_readme_path_fit_on_raw_strings_runs_the_real_teacher(teacher, sst2_spli
 
 
 def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer_logits, tmp_path):
-    distiller = _distiller(teacher, sst2_splits, alpha=0.3, temperature=4.0, distillation_loss="mse")
+    distiller = _distiller(teacher, sst2_splits, alpha=0.3, temperature=4.0, distillation_loss="mse", mixup_weight=0.5)
     # One step first, so the file holds the optimizer's state as a run's would.
     texts = tf.constant(list(sst2_splits.labelled_texts[:16]))
     distiller.fit({"text": texts, "teacher_logits": transfer_logits["labelled"][:16]},
@@ -144,7 +146,7 @@ def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer
     distiller.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(again, Distiller)
-    assert (again.alpha, again.temperature, again.distillation_loss) == (0.3, 4.0, "mse")
+    assert (again.alpha, again.temperature, again.distillation_loss, again.mixup_weight) == (0.3, 4.0, "mse", 0.5)
     assert int(again.optimizer.iterations) == 1
     assert not again.teacher.trainable
     texts = list(sst2_splits.dev_texts[:10])
@@ -201,6 +203,49 @@ def _cosine_distance(projected, vectors):
     projected = keras.ops.convert_to_numpy(projected)
     cosine = np.sum(projected * vectors, -1) / np.linalg.norm(projected, axis=-1) / np.linalg.norm(vectors, axis=-1)
     return np.mean(1.0 - cosine)
+
+
+def test_mixup_term_distils_mixed_embeddings_towards_the_same_mix_of_teacher_distributions(
+        teacher, sst2_splits, transfer_logits):
+    distiller = _distiller(teacher, sst2_splits, alpha=0.0, temperature=2.0, mixup_weight=0.5)
+    texts = tf.constant(list(sst2_splits.labelled_texts[:16]))
+    t_logits = transfer_logits["labelled"][:16]
+    x = {"text": texts, "teacher_logits": t_logits}
+    y_pred = distiller(x, training=True)
+    mix = keras.ops.convert_to_numpy(y_pred["mix"])
+    assert mix.shape == (16,) and np.all((mix >= 0) & (mix <= 1)) and mix.std() > 0.05
+    p = _softmax(t_logits, 2.0)
+    target = mix[:, None] * p + (1 - mix[:, None]) * np.roll(p, -1, axis=0)  # each row mixed with the next
+    q, q_mixed = _softmax(keras.ops.convert_to_numpy(y_pred["logits"]), 2.0), _softmax(
+        keras.ops.convert_to_numpy(y_pred["mixed_logits"]), 2.0)
+    expected = 4.0 * np.mean(np.sum(p * np.log(p / q), -1)) + 0.5 * 4.0 * np.mean(
+        np.sum(target * np.log(target / q_mixed), -1))
+    assert float(distiller.compute_loss(x, None, y_pred)) == pytest.approx(expected, rel=1e-4)
+    # A text mixed with itself is that text, whatever the mix: the embeddings feed the same network.
+    ids = distiller.student.tokenizer(tf.constant([texts[0].numpy()] * 2 + [texts[1].numpy()] * 2))
+    twice = keras.ops.convert_to_numpy(distiller.mixed_logits(ids, np.array([0.3, 0.9, 0.5, 0.2], np.float32)))
+    once = keras.ops.convert_to_numpy(distiller.network(ids))
+    np.testing.assert_allclose(twice[[0, 2]], once[[0, 2]], atol=1e-5)
+
+
+def test_mixup_term_alone_trains_the_student_on_mixes(teacher, sst2_splits, transfer_logits):
+    # alpha=1 and no labelled row: the mixup term is the only loss left.
+    distiller = Distiller(teacher, training.build_student(teacher, sst2_splits, SMALL))
+    distiller.compile(optimizer=keras.optimizers.Adam(5e-3), alpha=1.0, mixup_weight=1.0)
+    texts = list(sst2_splits.unlabelled_texts[:512])
+    t_logits = transfer_logits["unlabelled"][:512]
+    ids = distiller.student.tokenizer(tf.constant(texts))
+    mix = np.random.default_rng(0).beta(0.4, 0.4, 512).astype(np.float32)
+
+    def mixed_loss():
+        return float(distiller._distillation(t_logits, distiller.mixed_logits(ids, mix), mix=mix))
+
+    before = mixed_loss()
+    distiller.fit({"text": tf.constant(texts), "teacher_logits": t_logits}, np.full(512, -1, np.int32),
+                  batch_size=64, epochs=3, verbose=0)
+    after = mixed_loss()
+    print(f"mixup loss {before:.4f} -> {after:.4f}")
+    assert after < 0.7 * before
 
 
 def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_labels(
