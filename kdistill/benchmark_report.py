@@ -28,6 +28,10 @@ import numpy as np
 
 from kdistill import ablations, cost as cost_lib, io
 
+# Student fields that set the network's shape, hence its latency; the rest of a variant's change is its recipe.
+SHAPE_FIELDS = ("vocabulary_size", "sequence_length", "embedding_dim", "filters", "kernel_sizes", "separable",
+                "pooling", "architecture", "dilations", "hidden_units")
+
 
 def summarise(rows):
     """Mean and spread over seeds for each (task, N)."""
@@ -172,6 +176,7 @@ def _markdown(results, summary, plots, notes, docs_dir):
     lines += _ensemble_section(results)
     pool_lines, pool_plot = _pool_section(results, docs_dir)
     lines += pool_lines
+    lines += _front_section(results, docs_dir)
     cost = results.get("cost")
     if cost:
         lines += _cost_markdown(cost) + ["", f"![cost]({plots[1]})"]
@@ -293,7 +298,7 @@ def _ensemble_section(results):
         members = " / ".join(", ".join(f"{100 * acc:.2f}" for acc in r["teacher_member_accs"]) for r in rows)
         single = (f"{mean(bases, 'teacher_acc'):.2f} | {mean(bases, 'student_acc'):.2f} | "
                   f"{mean(bases, 'teacher_acc') - mean(bases, 'student_acc'):.2f}" if bases else "not measured | |")
-        described = ", ".join(f"{k}={v}" for k, v in change.items()) or "default"
+        described = _described(change)
         lines.append(
             f"| {variant} | {described} | {rows[0]['task']} | {rows[0]['num_labels']} | {len(rows)} | {members} | "
             f"{mean(rows, 'teacher_acc'):.2f} | {mean(rows, 'student_acc'):.2f} | "
@@ -331,7 +336,7 @@ def pool_table(results):
         change = {k: v for k, v in ablations.ABLATIONS.get(row["variant"], {}).items()
                   if k not in ("task", "num_labels")}
         pool = change.pop("transfer_pool", None)
-        recipe = ", ".join(f"{k}={v}" for k, v in change.items()) or "default"
+        recipe = _described(change)
         cells.setdefault((row["task"], row["num_labels"], recipe, pool), []).append(row)
     for (task, n, recipe, pool), rows in list(cells.items()):
         if pool is not None and recipe == "default":
@@ -397,6 +402,124 @@ def _pool_section(results, docs_dir):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return lines + ["", f"![gap against the pool]({os.path.basename(path)})"], path
+
+
+def front_table(results):
+    """Each student shape under each teacher recipe measured with it: `{task: [row]}`, fastest shape first.
+
+    A row holds the means over seeds of the teacher (the ensemble, for an ensemble recipe), the
+    student and their gap, the shape's batch-1 latency per mode (its single-teacher student of the
+    first seed: every recipe runs the same network) and, with a cost table, the speed-ups over
+    the MiniLM and BERT-base-sized teachers. `front` marks the rows no other row of the task beats
+    on both the gap and the float32 latency. Pool cuts are left out: they measure the pool, not
+    the recipe.
+    """
+    groups = {}
+    for variant, rows, bases in _ablation_groups(results):
+        change = {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items() if k not in ("task", "num_labels")}
+        if "transfer_pool" in change:
+            continue
+        shape = _described({k: v for k, v in change.items() if k in SHAPE_FIELDS})
+        recipe = _described({k: v for k, v in change.items() if k not in SHAPE_FIELDS})
+        task = rows[0]["task"]
+        groups[(task, shape, recipe)] = rows
+        if all(bases):
+            groups.setdefault((task, "default", "default"), bases)
+    latency = {}
+    for (task, shape, recipe), rows in sorted(groups.items(), key=lambda item: item[0][2] != "default"):
+        if rows[0].get("latency_ms_p50"):
+            latency.setdefault((task, shape), rows[0]["latency_ms_p50"])
+    teachers = {name: {mode: results["cost"][name][mode]["latency_ms_p50"] for mode in cost_lib.LATENCY_MODES}
+                for name in ("teacher_minilm", "teacher_bert_base")} if results.get("cost") else {}
+    table = {}
+    for (task, shape, recipe), rows in groups.items():
+        ms = latency.get((task, shape))
+        if not ms:
+            continue
+        teacher, student = (float(np.mean([r[key] for r in rows])) for key in ("teacher_acc", "student_acc"))
+        table.setdefault(task, []).append({
+            "shape": shape, "recipe": recipe, "seeds": len(rows), "teacher_acc": teacher, "student_acc": student,
+            "gap": 100 * (teacher - student), "latency_ms_p50": ms,
+            "speedups": {name: {mode: t[mode] / ms[mode] for mode in t if mode in ms} for name, t in teachers.items()},
+        })
+    for rows in table.values():
+        for r in rows:
+            r["front"] = not any(o["latency_ms_p50"]["float32"] <= r["latency_ms_p50"]["float32"] and o["gap"] < r["gap"]
+                                 for o in rows)
+        rows.sort(key=lambda r: (r["latency_ms_p50"]["float32"], r["gap"]))
+    return table
+
+
+def _described(change):
+    return ", ".join(f"{k}={v}" for k, v in change.items()) or "default"
+
+
+def _front_section(results, docs_dir):
+    table = front_table(results)
+    if not table:
+        return []
+    with_cost = bool(results.get("cost"))
+    lines = [
+        "",
+        "## Accuracy against latency",
+        "",
+        "Every student shape measured, under every teacher recipe measured with it (pool cuts left out). The gap is "
+        "to the teacher the student was distilled from (the ensemble, for an ensemble recipe), means over seeds. "
+        "Latency: the shape's single-teacher student (first seed), token ids in, LiteRT batch-1 median over dev "
+        "sentences, one thread: every recipe runs the same network"
+        + ("; speed-ups are over the MiniLM teacher and the BERT-base-sized model of the cost table, in the same "
+           "mode." if with_cost else ".")
+        + " **front**: no other row of the task is both faster (float32) and closer to its teacher.",
+        "",
+    ]
+    header = "| task | student shape | recipe | seeds | teacher | distilled | gap | float32 µs | dynamic µs |"
+    rule = "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    if with_cost:
+        header = header.replace("float32 µs | dynamic µs |", "float32 µs | × MiniLM | × BERT-base | dynamic µs | "
+                                "× MiniLM | × BERT-base |")
+        rule += " ---: | ---: | ---: | ---: |"
+    lines += [header + " front |", rule + " --- |"]
+    for task, rows in sorted(table.items()):
+        for r in rows:
+            cells = []
+            for mode in cost_lib.LATENCY_MODES:
+                cells.append(f"{1000 * r['latency_ms_p50'][mode]:.1f}")
+                if with_cost:
+                    cells += [f"{r['speedups'][name][mode]:,.0f}x" for name in ("teacher_minilm", "teacher_bert_base")]
+            lines.append(
+                f"| {task} | {r['shape']} | {r['recipe']} | {r['seeds']} | {100 * r['teacher_acc']:.2f} | "
+                f"{100 * r['student_acc']:.2f} | {r['gap']:.2f} | {' | '.join(cells)} | "
+                f"{'**front**' if r['front'] else ''} |")
+    return lines + ["", f"![accuracy against latency]({os.path.basename(_plot_front(table, docs_dir))})"]
+
+
+def _plot_front(table, docs_dir):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(table), figsize=(6 * len(table), 4.5), squeeze=False)
+    for ax, (task, rows) in zip(axes[0], sorted(table.items())):
+        for r in rows:
+            x = 1000 * r["latency_ms_p50"]["float32"]
+            ax.scatter(x, r["gap"], color="C3" if r["front"] else "C0", s=30, zorder=3)
+            ax.annotate(f"{r['shape']}; {r['recipe']}", (x, r["gap"]), fontsize=6, xytext=(4, 2),
+                        textcoords="offset points")
+        front = [r for r in rows if r["front"]]
+        ax.plot([1000 * r["latency_ms_p50"]["float32"] for r in front], [r["gap"] for r in front], "-", color="C3",
+                lw=1, label="front")
+        ax.axhline(1.0, color="C2", ls="--", lw=1, label="1-point goal")
+        ax.set_xlabel("student batch-1 latency, float32, token ids in (µs)")
+        ax.set_ylabel("teacher minus student, dev accuracy (points)")
+        ax.set_title(f"{task}: gap against latency")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = os.path.join(docs_dir, "front.png")
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _cost_markdown(cost):
