@@ -499,7 +499,7 @@ def _plot_front(table, docs_dir):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(table), figsize=(6 * len(table), 4.5), squeeze=False)
+    fig, axes = plt.subplots(1, len(table), figsize=(7 * len(table), 4.5), squeeze=False)
     for ax, (task, rows) in zip(axes[0], sorted(table.items())):
         for r in rows:
             x = 1000 * r["latency_ms_p50"]["float32"]
@@ -510,11 +510,13 @@ def _plot_front(table, docs_dir):
         ax.plot([1000 * r["latency_ms_p50"]["float32"] for r in front], [r["gap"] for r in front], "-", color="C3",
                 lw=1, label="front")
         ax.axhline(1.0, color="C2", ls="--", lw=1, label="1-point goal")
+        ax.set_xlim(0, 2.2 * max(1000 * r["latency_ms_p50"]["float32"] for r in rows))  # room for the labels
+        ax.set_ylim(bottom=0)
         ax.set_xlabel("student batch-1 latency, float32, token ids in (µs)")
         ax.set_ylabel("teacher minus student, dev accuracy (points)")
         ax.set_title(f"{task}: gap against latency")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     path = os.path.join(docs_dir, "front.png")
     fig.savefig(path, dpi=120)
