@@ -106,6 +106,9 @@ ABLATIONS = {
     # Mixes of two texts' student embeddings distilled towards the mix of their teacher outputs (MixKD).
     "mixup": {"mixup_weight": 1.0},
     "mixup_ag_news": {"mixup_weight": 1.0, "task": "ag_news"},
+    "teacher_ensemble_3_augment_134k_gold_fine_tune_mixup": {
+        "teacher_ensemble": 3, "augment_to": 134_000, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4,
+        "mixup_weight": 1.0},
     # Issue #13. WordPiece over the 7,000 kept pieces alone: a 4x smaller text-in tokenizer.
     "pruned_wordpiece": {"wordpiece": "pruned"},
     "pruned_wordpiece_ag_news": {"wordpiece": "pruned", "task": "ag_news"},
