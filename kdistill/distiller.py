@@ -141,6 +141,7 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         # which positions hold a token) -> logits.
         self.embed = keras.Model(self.network.inputs, embeddings)
         self.network_from_embeddings = keras.Model([embeddings, self.network.inputs[0]], self.network.outputs[0])
+        # A fixed stream of mixes: which rows meet follows the seeded shuffle of the transfer set.
         self.mixup_seed = keras.random.SeedGenerator(0)
 
     def call(self, inputs, training=False):
