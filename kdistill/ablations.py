@@ -103,6 +103,13 @@ ABLATIONS = {
                                                        "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
     "teacher_ensemble_3_gold_fine_tune_ag_news": {"teacher_ensemble": 3, "fine_tune_epochs": 3,
                                                   "fine_tune_learning_rate": 2e-4, "task": "ag_news"},
+    # The best recipe of each task on the cheaper student (2 and 3 wide, 96 filters).
+    "teacher_ensemble_3_augment_134k_gold_fine_tune_kernels_2_3_filters_96": {
+        "teacher_ensemble": 3, "augment_to": 134_000, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4,
+        "kernel_sizes": (2, 3), "filters": 96},
+    "teacher_ensemble_3_gold_fine_tune_kernels_2_3_filters_96_ag_news": {
+        "teacher_ensemble": 3, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4, "kernel_sizes": (2, 3),
+        "filters": 96, "task": "ag_news"},
     # Mixes of two texts' student embeddings distilled towards the mix of their teacher outputs (MixKD).
     "mixup": {"mixup_weight": 1.0},
     "mixup_ag_news": {"mixup_weight": 1.0, "task": "ag_news"},
