@@ -601,7 +601,8 @@ def goals_table(results):
                  f"mean {100 * s['teacher_acc']:.2f}% ({per_seed(task, 'teacher_acc')})", s["teacher_acc"] >= bar)
             gap = 100 * (s["teacher_acc"] - s["student_acc"])
             goal(f"{task} N=1000: student within 1.0 point of teacher",
-                 f"{gap:.2f} points behind (student {per_seed(task, 'student_acc')})", gap <= 1.0)
+                 f"{gap:.2f} points behind (student {per_seed(task, 'student_acc')})"
+                 + ("" if gap <= 1.0 else _closest_variant(results, task, s["seeds"])), gap <= 1.0)
     best = max((s["student_acc"] - s["teacher_acc"] for s in summary.values()), default=None)
     if best is not None:
         goal("student >= teacher in at least one cell", f"best cell {100 * best:+.2f} points", best >= 0)
@@ -626,6 +627,19 @@ def goals_table(results):
                      f"{speedup:.0f}x (student text-in: {r[f'{teacher}_speedup_{mode}']:.0f}x)"
                      + ("" if speedup >= bar else _fastest_variant(results, teacher, mode, bar)), speedup >= bar)
     return ["| goal | measured | met |", "| --- | --- | --- |"] + rows
+
+
+def _closest_variant(results, task, seeds):
+    """The ablation (pool cuts aside) measured on as many seeds as the default whose mean student comes closest
+    to its own teacher (an ensemble's, for an ensemble), as a clause for the gap goal."""
+    gaps = [(100 * float(np.mean([r["teacher_acc"] - r["student_acc"] for r in rows])), variant)
+            for variant, rows, _ in _ablation_groups(results)
+            if (rows[0]["task"], rows[0]["num_labels"]) == (task, 1000) and len(rows) == seeds
+            and "transfer_pool" not in ablations.ABLATIONS.get(variant, {})]
+    if not gaps:
+        return ""
+    gap, variant = min(gaps)
+    return f"; closest recipe measured: {variant}, {gap:.2f} points behind its teacher ({seeds} seeds)"
 
 
 def _fastest_variant(results, teacher, mode, bar):
