@@ -405,7 +405,7 @@ def _pool_section(results, docs_dir):
 
 
 def front_table(results):
-    """Each student shape under each teacher recipe measured with it: `{task: [row]}`, fastest shape first.
+    """Each student shape under each teacher recipe measured with it: `{(task, N): [row]}`, fastest shape first.
 
     A row holds the means over seeds of the teacher (the ensemble, for an ensemble recipe), the
     student and their gap, the shape's batch-1 latency per mode (its single-teacher student of the
@@ -421,31 +421,31 @@ def front_table(results):
             continue
         shape = _described({k: v for k, v in change.items() if k in SHAPE_FIELDS})
         recipe = _described({k: v for k, v in change.items() if k not in SHAPE_FIELDS})
-        task = rows[0]["task"]
-        groups[(task, shape, recipe)] = rows
+        cell = (rows[0]["task"], rows[0]["num_labels"])
+        groups[(cell, shape, recipe)] = rows
         if all(bases):
-            groups.setdefault((task, "default", "default"), bases)
+            groups.setdefault((cell, "default", "default"), bases)
     latency = {}
-    for (task, shape, recipe), rows in sorted(groups.items(), key=lambda item: item[0][2] != "default"):
+    for (cell, shape, recipe), rows in sorted(groups.items(), key=lambda item: item[0][2] != "default"):
         if rows[0].get("latency_ms_p50"):
-            latency.setdefault((task, shape), rows[0]["latency_ms_p50"])
+            latency.setdefault((cell, shape), rows[0]["latency_ms_p50"])
     teachers = {name: {mode: results["cost"][name][mode]["latency_ms_p50"] for mode in cost_lib.LATENCY_MODES}
                 for name in ("teacher_minilm", "teacher_bert_base")} if results.get("cost") else {}
     table = {}
-    for (task, shape, recipe), rows in groups.items():
-        ms = latency.get((task, shape))
+    for (cell, shape, recipe), rows in groups.items():
+        ms = latency.get((cell, shape))
         if not ms:
             continue
         teacher, student = (float(np.mean([r[key] for r in rows])) for key in ("teacher_acc", "student_acc"))
-        table.setdefault(task, []).append({
+        table.setdefault(cell, []).append({
             "shape": shape, "recipe": recipe, "seeds": len(rows), "teacher_acc": teacher, "student_acc": student,
             "gap": 100 * (teacher - student), "latency_ms_p50": ms,
             "speedups": {name: {mode: t[mode] / ms[mode] for mode in t if mode in ms} for name, t in teachers.items()},
         })
     for rows in table.values():
         for r in rows:
-            r["front"] = not any(o["latency_ms_p50"]["float32"] <= r["latency_ms_p50"]["float32"] and o["gap"] < r["gap"]
-                                 for o in rows)
+            speed = r["latency_ms_p50"]["float32"]
+            r["front"] = not any(o["latency_ms_p50"]["float32"] <= speed and o["gap"] < r["gap"] for o in rows)
         rows.sort(key=lambda r: (r["latency_ms_p50"]["float32"], r["gap"]))
     return table
 
@@ -472,14 +472,14 @@ def _front_section(results, docs_dir):
         + " **front**: no other row of the task is both faster (float32) and closer to its teacher.",
         "",
     ]
-    header = "| task | student shape | recipe | seeds | teacher | distilled | gap | float32 µs | dynamic µs |"
-    rule = "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    header = "| task | N | student shape | recipe | seeds | teacher | distilled | gap | float32 µs | dynamic µs |"
+    rule = "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
     if with_cost:
         header = header.replace("float32 µs | dynamic µs |", "float32 µs | × MiniLM | × BERT-base | dynamic µs | "
                                 "× MiniLM | × BERT-base |")
         rule += " ---: | ---: | ---: | ---: |"
     lines += [header + " front |", rule + " --- |"]
-    for task, rows in sorted(table.items()):
+    for (task, n), rows in sorted(table.items()):
         for r in rows:
             cells = []
             for mode in cost_lib.LATENCY_MODES:
@@ -487,7 +487,7 @@ def _front_section(results, docs_dir):
                 if with_cost:
                     cells += [f"{r['speedups'][name][mode]:,.0f}x" for name in ("teacher_minilm", "teacher_bert_base")]
             lines.append(
-                f"| {task} | {r['shape']} | {r['recipe']} | {r['seeds']} | {100 * r['teacher_acc']:.2f} | "
+                f"| {task} | {n} | {r['shape']} | {r['recipe']} | {r['seeds']} | {100 * r['teacher_acc']:.2f} | "
                 f"{100 * r['student_acc']:.2f} | {r['gap']:.2f} | {' | '.join(cells)} | "
                 f"{'**front**' if r['front'] else ''} |")
     return lines + ["", f"![accuracy against latency]({os.path.basename(_plot_front(table, docs_dir))})"]
@@ -500,7 +500,7 @@ def _plot_front(table, docs_dir):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(table), figsize=(7 * len(table), 4.5), squeeze=False)
-    for ax, (task, rows) in zip(axes[0], sorted(table.items())):
+    for ax, ((task, n), rows) in zip(axes[0], sorted(table.items())):
         for r in rows:
             x = 1000 * r["latency_ms_p50"]["float32"]
             ax.scatter(x, r["gap"], color="C3" if r["front"] else "C0", s=30, zorder=3)
@@ -514,7 +514,7 @@ def _plot_front(table, docs_dir):
         ax.set_ylim(bottom=0)
         ax.set_xlabel("student batch-1 latency, float32, token ids in (µs)")
         ax.set_ylabel("teacher minus student, dev accuracy (points)")
-        ax.set_title(f"{task}: gap against latency")
+        ax.set_title(f"{task}, N={n}: gap against latency")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()

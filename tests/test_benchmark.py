@@ -232,8 +232,9 @@ def test_gap_against_the_pool_size_is_tabled_and_plotted(tmp_path):
 
 def test_accuracy_against_latency_prices_each_shape_once_and_marks_the_front(tmp_path):
     def rows(variant, teacher, student, ms, **extra):
-        made = [dict(_row("sst2", 1000, seed, teacher, 0.70, student), latency_ms_p50={"float32": ms, "dynamic": ms / 2},
-                     **extra) for seed in (0, 1)]
+        latency = {"float32": ms, "dynamic": ms / 2}
+        made = [dict(_row("sst2", 1000, seed, teacher, 0.70, student), latency_ms_p50=latency, **extra)
+                for seed in (0, 1)]
         return [dict(r, variant=variant) for r in made] if variant else made
 
     defaults = rows(None, 0.82, 0.79, 0.070)
@@ -245,7 +246,7 @@ def test_accuracy_against_latency_prices_each_shape_once_and_marks_the_front(tmp
     results = {"quality": defaults, "ablations": measured, "ablation_defaults": defaults,
                "cost": {"teacher_minilm": teacher, "teacher_bert_base": {
                    mode: {"latency_ms_p50": 70.0} for mode in cost_lib.LATENCY_MODES}}}
-    table = benchmark_report.front_table(results)["sst2"]
+    table = benchmark_report.front_table(results)[("sst2", 1000)]
     described = [(r["shape"], r["recipe"], round(r["gap"], 2), r["front"]) for r in table]
     assert described == [("kernel_sizes=(2, 3), filters=96", "default", 4.0, True),
                          ("kernel_sizes=(3,)", "default", 5.0, False),
@@ -255,7 +256,7 @@ def test_accuracy_against_latency_prices_each_shape_once_and_marks_the_front(tmp
     assert table[2]["latency_ms_p50"] == {"float32": 0.070, "dynamic": 0.035}
     assert table[2]["speedups"]["teacher_bert_base"]["float32"] == pytest.approx(1000.0)
     text = "\n".join(benchmark_report._front_section(results, str(tmp_path)))
-    assert ("| sst2 | default | teacher_ensemble=3 | 2 | 84.00 | 81.50 | 2.50 | 70.0 | 100x | 1,000x | 35.0 | 200x "
+    assert ("| sst2 | 1000 | default | teacher_ensemble=3 | 2 | 84.00 | 81.50 | 2.50 | 70.0 | 100x | 1,000x | 35.0 | 200x "
             "| 2,000x | **front** |") in text
     assert (tmp_path / "front.png").stat().st_size > 0
     # The gap goal, missed by the default recipe, names the recipe that came closest (pool cuts aside).

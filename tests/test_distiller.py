@@ -137,7 +137,7 @@ def test_readme_path_fit_on_raw_strings_runs_the_real_teacher(teacher, sst2_spli
 
 
 def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer_logits, tmp_path):
-    distiller = _distiller(teacher, sst2_splits, alpha=0.3, temperature=4.0, distillation_loss="mse", mixup_weight=0.5)
+    distiller = _distiller(teacher, sst2_splits, alpha=0.3, temperature=4.0, distillation_loss="mse")
     # One step first, so the file holds the optimizer's state as a run's would.
     texts = tf.constant(list(sst2_splits.labelled_texts[:16]))
     distiller.fit({"text": texts, "teacher_logits": transfer_logits["labelled"][:16]},
@@ -146,7 +146,7 @@ def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer
     distiller.save(path)
     again = keras.saving.load_model(path, safe_mode=True)
     assert isinstance(again, Distiller)
-    assert (again.alpha, again.temperature, again.distillation_loss, again.mixup_weight) == (0.3, 4.0, "mse", 0.5)
+    assert (again.alpha, again.temperature, again.distillation_loss) == (0.3, 4.0, "mse")
     assert int(again.optimizer.iterations) == 1
     assert not again.teacher.trainable
     texts = list(sst2_splits.dev_texts[:10])
@@ -226,6 +226,10 @@ def test_mixup_term_distils_mixed_embeddings_towards_the_same_mix_of_teacher_dis
     twice = keras.ops.convert_to_numpy(distiller.mixed_logits(ids, np.array([0.3, 0.9, 0.5, 0.2], np.float32)))
     once = keras.ops.convert_to_numpy(distiller.network(ids))
     np.testing.assert_allclose(twice[[0, 2]], once[[0, 2]], atol=1e-5)
+    # A saved distiller compiles again with the term on (what `.keras` loading does with this config).
+    again = Distiller(teacher, distiller.student)
+    again.compile_from_config(distiller.get_compile_config())
+    assert again.mixup_weight == 0.5 and "mixed_logits" in again(x, training=True)
 
 
 def test_mixup_term_alone_trains_the_student_on_mixes(teacher, sst2_splits, transfer_logits):
