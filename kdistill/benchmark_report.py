@@ -257,8 +257,7 @@ def _ablation_markdown(results):
             shown.add(cell)
             accuracies, labels_only, rest = measured(known)
             lines.append(f"| default recipe | | {task} | {n} | {accuracies} | | {labels_only} | {rest} |")
-        change = ", ".join(f"{k}={v}" for k, v in ablations.ABLATIONS.get(variant, {}).items()
-                           if k not in ("num_labels", "task"))
+        change = ", ".join(f"{k}={v}" for k, v in _change(variant).items())
         deltas = [f"{100 * (r['student_acc'] - b['student_acc']):+.2f}" for r, b in zip(rows, bases) if b]
         delta = " / ".join(deltas) + (f" (mean {_mean_delta(rows, bases):+.2f})" if len(deltas) > 1 else "")
         accuracies, labels_only, rest = measured(rows)
@@ -307,11 +306,14 @@ def _ensemble_section(results):
     return lines
 
 
+def _change(variant):
+    """An ablation's config fields, without the cell it picks (`task`, `num_labels`)."""
+    return {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items() if k not in ("task", "num_labels")}
+
+
 def _change_besides_the_teacher(variant):
-    """An ablation's change apart from its teacher ensemble and the cell it picks (the student's shape, the
-    transfer set, ...)."""
-    return {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items()
-            if k not in ("task", "num_labels", "teacher_ensemble")}
+    """An ablation's change apart from its teacher ensemble (the student's shape, the transfer set, ...)."""
+    return {k: v for k, v in _change(variant).items() if k != "teacher_ensemble"}
 
 
 def _single_teacher_rows(results, rows, change):
@@ -333,8 +335,7 @@ def pool_table(results):
     defaults = _default_cells(results)
     cells = {}
     for row in results.get("ablations", []):
-        change = {k: v for k, v in ablations.ABLATIONS.get(row["variant"], {}).items()
-                  if k not in ("task", "num_labels")}
+        change = _change(row["variant"])
         pool = change.pop("transfer_pool", None)
         recipe = _described(change)
         cells.setdefault((row["task"], row["num_labels"], recipe, pool), []).append(row)
@@ -416,7 +417,7 @@ def front_table(results):
     """
     groups = {}
     for variant, rows, bases in _ablation_groups(results):
-        change = {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items() if k not in ("task", "num_labels")}
+        change = _change(variant)
         if "transfer_pool" in change:
             continue
         shape = _described({k: v for k, v in change.items() if k in SHAPE_FIELDS})
@@ -635,7 +636,7 @@ def _closest_variant(results, task, seeds):
     gaps = [(100 * float(np.mean([r["teacher_acc"] - r["student_acc"] for r in rows])), variant)
             for variant, rows, _ in _ablation_groups(results)
             if (rows[0]["task"], rows[0]["num_labels"]) == (task, 1000) and len(rows) == seeds
-            and "transfer_pool" not in ablations.ABLATIONS.get(variant, {})]
+            and "transfer_pool" not in _change(variant)]
     if not gaps:
         return ""
     gap, variant = min(gaps)
