@@ -80,6 +80,9 @@ def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.
     # whenever it lowercases); keras-hub's BertTokenizer keeps them, turning words like
     # "café" into [UNK]. Match the pretraining, and the student's tokenizer.
     tokenizer.strip_accents = tokenizer.lowercase
+    # keras-hub's task compiles itself on construction; `fine_tune` compiles with its own recipe, and
+    # until then a compile config would only be saved with the teacher for Keras to warn about on loading.
+    model.compiled = False
     return model
 
 

@@ -50,7 +50,6 @@ def test_the_teacher_reads_the_sequence_length_it_is_built_with(tmp_path):
     features = model.preprocessor(keras.ops.convert_to_tensor(texts))
     assert keras.ops.shape(features["token_ids"]) == (1, 48)
     assert teacher_lib.truncated_texts(model, texts) == 1
-    model.compiled = False  # as `fine_tune` leaves every teacher it saves: nothing to restore on loading
     teacher_lib.save(model, str(tmp_path))
     assert teacher_lib.load(str(tmp_path)).preprocessor.sequence_length == 48
 
