@@ -54,10 +54,12 @@ def main(argv):
     configs = ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
                                 FLAGS.max_unlabelled)
     specs = task_specs()
+    stopwatch = benchmark.Stopwatch()
     rows = [
         benchmark.quality_cell(task, spec, int(n), int(seed), FLAGS.out_dir, configs)
         for task, spec in specs.items() for n in FLAGS.num_labels for seed in FLAGS.seeds
     ]
+    stopwatch.lap("quality")
     results = {"quality": rows}
     if FLAGS.ablations:
         n = max(int(n) for n in FLAGS.num_labels)
@@ -66,12 +68,15 @@ def main(argv):
             specs, FLAGS.ablation_task, n, seeds, FLAGS.out_dir, configs, FLAGS.ablations,
             latency_rows=FLAGS.latency_rows,
         )
+        stopwatch.lap("ablations")
     if FLAGS.cost:
         cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{max(int(n) for n in FLAGS.num_labels)}_seed{FLAGS.seeds[0]}")
         results["cost"] = cost_lib.cost(
             os.path.join(cell, "student"), os.path.join(cell, "teacher"), specs[FLAGS.cost_task],
             os.path.join(FLAGS.out_dir, "cost"), latency_rows=FLAGS.latency_rows,
         )
+        stopwatch.lap("cost")
+    results["run_seconds"] = stopwatch.laps
     command = "python -m apps.benchmark " + " ".join(sys.argv[1:])
     benchmark_report.write_results(results, FLAGS.docs_dir, command.strip())
     print(f"wrote {os.path.join(FLAGS.docs_dir, 'RESULTS.md')}")

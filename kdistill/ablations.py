@@ -110,6 +110,11 @@ ABLATIONS = {
     "teacher_ensemble_3_gold_fine_tune_kernels_2_3_filters_96_ag_news": {
         "teacher_ensemble": 3, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4, "kernel_sizes": (2, 3),
         "filters": 96, "task": "ag_news"},
+    # Tang et al.'s replacement by a word of the same part of speech, alone and in the best SST-2 recipe.
+    "augment_134k_part_of_speech": {"augment_to": 134_000, "augment_replacement": "part_of_speech"},
+    "teacher_ensemble_3_augment_134k_part_of_speech_gold_fine_tune": {
+        "teacher_ensemble": 3, "augment_to": 134_000, "augment_replacement": "part_of_speech",
+        "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
     # Mixes of two texts' student embeddings distilled towards the mix of their teacher outputs (MixKD).
     "mixup": {"mixup_weight": 1.0},
     "mixup_ag_news": {"mixup_weight": 1.0, "task": "ag_news"},

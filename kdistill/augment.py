@@ -9,7 +9,9 @@ and the teacher labels the copies like any other unlabelled text:
   `[MASK]`; our student's tokenizer splits that string into three pieces, so the
   word is dropped instead, which asks the same question (what is this word worth?);
 - replacement (`swap_prob` per word): a word drawn from the corpus at its
-  frequency. Tang et al. draw from the same part of speech; we have no tagger;
+  frequency; with `same_pos`, as in Tang et al., from the words the corpus
+  uses as the same part of speech, at their frequency in that role (tags from
+  TextBlob's bundled Brill tagger, which needs no download);
 - n-gram sampling (`ngram_prob` per copy): the copy keeps only a random window
   of the text, 1 to `max(max_ngram, words / 2)` words long.
 
@@ -17,13 +19,15 @@ Example:
 
 ```python
 extra = augment_texts(["a gripping , funny film"], copies=4, seed=0)
+extra = augment_texts(["a gripping , funny film"], copies=4, seed=0, same_pos=True)
 ```
 """
 
 import numpy as np
 
 
-def augment_texts(texts, copies, seed=0, drop_prob=0.1, swap_prob=0.1, ngram_prob=0.25, max_ngram=5):
+def augment_texts(texts, copies, seed=0, drop_prob=0.1, swap_prob=0.1, ngram_prob=0.25, max_ngram=5,
+                  same_pos=False):
     """Up to `copies` perturbed versions of each text, without repeats of each other or of `texts`.
 
     Deterministic for a given `seed`, so the teacher's logits of the copies are
@@ -34,15 +38,20 @@ def augment_texts(texts, copies, seed=0, drop_prob=0.1, swap_prob=0.1, ngram_pro
         return []
     rng = np.random.default_rng(seed)
     words = [t.split() for t in texts]
-    # A uniform draw from every word of the corpus is a draw of a word at its frequency.
-    corpus_words = [word for text_words in words for word in text_words]
+    # A uniform draw from every word of the corpus is a draw of a word at its frequency; one
+    # from the words of a part of speech is Tang et al.'s unigram distribution renormalised by tag.
+    tags = part_of_speech_tags(words) if same_pos else [[None] * len(text_words) for text_words in words]
+    choices = {}
+    for text_words, text_tags in zip(words, tags):
+        for word, tag in zip(text_words, text_tags):
+            choices.setdefault(tag, []).append(word)
     seen = set(texts)
     augmented = []
     for _ in range(copies):
-        for text_words in words:
+        for text_words, text_tags in zip(words, tags):
             if not text_words:
                 continue
-            copy = _perturb(text_words, rng, corpus_words, drop_prob, swap_prob, ngram_prob, max_ngram)
+            copy = _perturb(text_words, text_tags, rng, choices, drop_prob, swap_prob, ngram_prob, max_ngram)
             text = " ".join(copy)
             if text and text not in seen:
                 seen.add(text)
@@ -50,13 +59,30 @@ def augment_texts(texts, copies, seed=0, drop_prob=0.1, swap_prob=0.1, ngram_pro
     return augmented
 
 
-def _perturb(words, rng, corpus_words, drop_prob, swap_prob, ngram_prob, max_ngram):
+def part_of_speech_tags(words):
+    """Penn Treebank tags, one per word of each list in `words` (a text split on spaces)."""
+    from textblob.en import tag  # imports NLTK, which only augmentation by part of speech needs
+
+    tags = []
+    for text_words in words:
+        # tokenize=False keeps our split: one tag per word.
+        text_tags = [pos for _, pos in tag(" ".join(text_words), tokenize=False)]
+        if len(text_tags) != len(text_words):
+            raise ValueError(f"the tagger gave {len(text_tags)} tags for the {len(text_words)} words of "
+                             f"{' '.join(text_words)[:80]!r}")
+        tags.append(text_tags)
+    return tags
+
+
+def _perturb(words, tags, rng, choices, drop_prob, swap_prob, ngram_prob, max_ngram):
     draw = rng.random(len(words))
     kept = []
-    for word, p in zip(words, draw):
+    for word, tag, p in zip(words, tags, draw):
         if p < drop_prob:
             continue
-        kept.append(corpus_words[rng.integers(len(corpus_words))] if p < drop_prob + swap_prob else word)
+        if p < drop_prob + swap_prob:
+            word = choices[tag][rng.integers(len(choices[tag]))]
+        kept.append(word)
     if kept and rng.random() < ngram_prob:
         length = int(rng.integers(1, max(max_ngram, len(kept) // 2) + 1))
         start = int(rng.integers(0, max(len(kept) - length, 0) + 1))

@@ -65,9 +65,12 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         return io.read_json(cell_path)["row"]
     print(f"[benchmark] {name}", flush=True)
     start = time.time()
+    stopwatch = Stopwatch()
     splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
     teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed, member_dirs)
+    stopwatch.lap("teacher")
     transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config)
+    stopwatch.lap("teacher_labels")
     if variant and _same_baseline(configs, default_configs):
         default_row = quality_cell(task, dataset, num_labels, seed, run_dir, default_configs)
         baseline = {"student_dev_acc": default_row["labels_only_acc"]}
@@ -75,9 +78,11 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         _, baseline = pipeline.train_labels_only(
             teacher, splits, os.path.join(cell_dir, "labels_only"), configs.student, distill_config, targets["dev"]
         )
+    stopwatch.lap("labels_only")
     _, distilled = pipeline.distill_student(
         teacher, targets, transfer_splits, os.path.join(cell_dir, "student"), configs.student, distill_config
     )
+    stopwatch.lap("distillation")
     row = {
         "task": task,
         "num_labels": num_labels,
@@ -91,11 +96,30 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         "student_acc": distilled["student_dev_acc"],
         "agreement": distilled["agreement_with_teacher"],
         "seconds": round(time.time() - start, 1),
+        # Zero where the cache answered: a reused teacher, cached logits, the default's baseline.
+        "phase_seconds": stopwatch.laps,
     }
     if variant:
         row["variant"] = variant
     io.write_json({"key": key, "row": row}, cell_path)
     return row
+
+
+class Stopwatch:
+    """Seconds spent in each named stretch of work, in the order they ended.
+
+    Example: `stopwatch = Stopwatch()`, work, `stopwatch.lap("teacher")`, more work,
+    `stopwatch.lap("distillation")`; then `stopwatch.laps` is `{"teacher": 12.3, "distillation": 45.6}`.
+    """
+
+    def __init__(self):
+        self.laps = {}
+        self._since = time.time()
+
+    def lap(self, name):
+        now = time.time()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._since, 1)
+        self._since = now
 
 
 def _same_baseline(a, b):

@@ -169,9 +169,6 @@ def _markdown(results, summary, plots, notes, docs_dir):
             "batch size, alpha, temperature, MSE, augmentation, embedding width, vocabulary, filters, kernel "
             "widths, a hidden layer, dilated residual and stacked convolutions. Its first lines say how close "
             "the best of them come to the teacher.",
-            "",
-            "Not measured yet: part-of-speech-guided word replacement (Tang et al., 2019; augment.py draws "
-            "replacement words from the corpus instead).",
         ]
     lines += _ensemble_section(results)
     pool_lines, pool_plot = _pool_section(results, docs_dir)
@@ -180,10 +177,43 @@ def _markdown(results, summary, plots, notes, docs_dir):
     cost = results.get("cost")
     if cost:
         lines += _cost_markdown(cost) + ["", f"![cost]({plots[1]})"]
+    lines += _time_section(results)
     lines += ["", "## Goals", ""] + goals_table(results)
     if notes:
         lines += ["", notes.strip()]
     return "\n".join(lines) + "\n"
+
+
+# The stages of `apps.benchmark` and the phases of a cell (`benchmark.quality_cell`), as the report names them.
+STAGES = {"quality": "the quality grid", "ablations": "the ablations", "cost": "the cost table"}
+PHASES = {"teacher": "fine-tuning teachers", "teacher_labels": "the teachers labelling the texts",
+          "labels_only": "labels-only students", "distillation": "distilling students"}
+
+
+def _time_section(results):
+    """Where the minutes went: the stages of the run that wrote the file, and the phases of its cells."""
+    lines = []
+    run = results.get("run_seconds")
+    if run:
+        stages = ", ".join(f"{STAGES.get(k, k)} {v / 60:.1f}" for k, v in run.items())
+        lines += ["", "## Where the time goes", "",
+                  f"The run that wrote this file took {sum(run.values()) / 60:.1f} minutes ({stages}). A cell "
+                  "already in the run folder's cache costs it a second, so only a run with an empty `--out_dir` "
+                  "times the whole grid."]
+    cells = [r for r in results["quality"] + results.get("ablations", []) if r.get("phase_seconds")]
+    if cells:
+        totals = {}
+        for row in cells:
+            for phase, seconds in row["phase_seconds"].items():
+                totals[phase] = totals.get(phase, 0.0) + seconds
+        spent = sum(totals.values())
+        phases = ", ".join(f"{PHASES.get(k, k)} {v / 60:.1f} ({100 * v / spent:.0f}%)" for k, v in totals.items())
+        if not run:
+            lines += ["", "## Where the time goes"]
+        lines += ["", f"When they were computed, {len(cells)} of the cells above timed their phases "
+                  f"(the others predate it): {spent / 60:.1f} minutes, in minutes {phases}. A phase the cache "
+                  "answered (a teacher or logits another cell made) counts near zero."]
+    return lines
 
 
 def _default_cells(results):

@@ -142,6 +142,11 @@ class DistillConfig:
     # copies of AG News' 4,000 gave -0.25 (mean of 2 seeds).
     augment_to: int = option(0, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
                              "transfer set holds this many texts (0 = no augmentation).")
+    # Tang et al. replace a word by one of the same part of speech; a draw from the whole corpus
+    # can put a verb where an adjective was.
+    augment_replacement: str = option("corpus", "What replaces a word in a perturbed copy: a word of the corpus at "
+                                      "its frequency, or one of the same part of speech (Tang et al., 2019).",
+                                      choices=("corpus", "part_of_speech"))
     seed: int = 0  # set by the data flag --seed, which also seeds the labelled sample
     weight_decay: float = option(0.0, "AdamW weight decay while distilling (0 = Adam).")
     vector_weight: float = option(0.0, "Weight of matching the teacher's sentence vector from the student's pooled "
@@ -157,7 +162,7 @@ class DistillConfig:
     # A seeded sample of the unlabelled texts: measures how the gap grows as the pool shrinks.
     transfer_pool: int = option(0, "Distil from a seeded sample of this many unlabelled texts (0 = all).")
     KEY_OMITS = {"weight_decay": 0.0, "vector_weight": 0.0, "fine_tune_epochs": 0, "fine_tune_learning_rate": 1e-4,
-                 "transfer_pool": 0, "mixup_weight": 0.0}
+                 "transfer_pool": 0, "mixup_weight": 0.0, "augment_replacement": "corpus"}
 
     def epochs_for(self, num_rows):
         steps_per_epoch = max(-(-num_rows // self.batch_size), 1)

@@ -41,6 +41,10 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     assert row["dev_rows"] == SMALL_DEV_ROWS
     out = capsys.readouterr().out
     assert "reusing" in out and "[teacher] fine-tuning" not in out  # the run key matched: same labels and config
+    phases = row["phase_seconds"]
+    assert list(phases) == ["teacher", "teacher_labels", "labels_only", "distillation"]
+    assert phases["distillation"] > 0 and phases["labels_only"] > 0
+    assert sum(phases.values()) <= row["seconds"] + 0.5
     # The row holds what the saved models score on dev.
     cell = small_cell / task / f"n{num_labels}_seed{seed}"
     splits = pipeline.load_splits(small_sst2, num_labels, seed, max_unlabelled=0)
@@ -62,7 +66,11 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
         f"--docs_dir={docs}",
     )
     assert "cached" in result.stdout and "[teacher]" not in result.stdout and "[student]" not in result.stdout
-    assert io.read_json(str(docs / "results.json"))["quality"] == [row]
+    saved = io.read_json(str(docs / "results.json"))
+    assert saved["quality"] == [row]
+    assert list(saved["run_seconds"]) == ["quality"] and saved["run_seconds"]["quality"] < row["seconds"]
+    report = (docs / "RESULTS.md").read_text()
+    assert "## Where the time goes" in report and "1 of the cells above timed their phases" in report
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
