@@ -207,12 +207,12 @@ def _time_section(results):
             for phase, seconds in row["phase_seconds"].items():
                 totals[phase] = totals.get(phase, 0.0) + seconds
         spent = sum(totals.values())
-        phases = ", ".join(f"{PHASES.get(k, k)} {v / 60:.1f} ({100 * v / spent:.0f}%)" for k, v in totals.items())
+        phases = ", ".join(f"{PHASES.get(k, k)} {v / 60:.1f} min ({100 * v / spent:.0f}%)" for k, v in totals.items())
         if not run:
             lines += ["", "## Where the time goes"]
-        lines += ["", f"When they were computed, {len(cells)} of the cells above timed their phases "
-                  f"(the others predate it): {spent / 60:.1f} minutes, in minutes {phases}. A phase the cache "
-                  "answered (a teacher or logits another cell made) counts near zero."]
+        lines += ["", f"{len(cells)} of the cells above timed their phases when they were computed (the others "
+                  f"predate the timing): {spent / 60:.1f} minutes in all, of which {phases}. A phase the cache "
+                  "answered (a teacher or logits another cell had made) counts near zero."]
     return lines
 
 

@@ -143,7 +143,8 @@ class DistillConfig:
     augment_to: int = option(0, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
                              "transfer set holds this many texts (0 = no augmentation).")
     # Tang et al. replace a word by one of the same part of speech; a draw from the whole corpus
-    # can put a verb where an adjective was.
+    # can put a verb where an adjective was. Corpus: N=1000, mean of 3 seeds (docs/gap), SST-2's copies
+    # alone scored 79.51% either way, and the part of speech cost 0.77 points in the best recipe.
     augment_replacement: str = option("corpus", "What replaces a word in a perturbed copy: a word of the corpus at "
                                       "its frequency, or one of the same part of speech (Tang et al., 2019).",
                                       choices=("corpus", "part_of_speech"))
