@@ -207,7 +207,9 @@ def _time_section(results):
             for phase, seconds in row["phase_seconds"].items():
                 totals[phase] = totals.get(phase, 0.0) + seconds
         spent = sum(totals.values())
-        phases = ", ".join(f"{PHASES.get(k, k)} {v / 60:.1f} min ({100 * v / spent:.0f}%)" for k, v in totals.items())
+        in_order = sorted(totals, key=lambda k: list(PHASES).index(k) if k in PHASES else len(PHASES))
+        phases = ", ".join(f"{PHASES.get(k, k)} {totals[k] / 60:.1f} min ({100 * totals[k] / spent:.0f}%)"
+                           for k in in_order)
         if not run:
             lines += ["", "## Where the time goes"]
         lines += ["", f"{len(cells)} of the cells above timed their phases when they were computed (the others "
