@@ -87,10 +87,14 @@ def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_di
     np.testing.assert_allclose(
         grown_logits["unlabelled"][200:264], teacher_lib.logits(teacher, list(extra[:64]), verbose=False), atol=1e-4
     )
+    # The option reaches the copies; a few texts keep the teacher's labelling of them short.
+    few = dataclasses.replace(splits, labelled_texts=splits.labelled_texts[:20],
+                              unlabelled_texts=splits.unlabelled_texts[:20])
+    few_logits = dict(logits, unlabelled=logits["unlabelled"][:20])
     by_role = pipeline.augment_transfer_set(
-        teacher, teacher_dir, splits, logits, DistillConfig(augment_to=2 * size, augment_replacement="part_of_speech")
-    )[0].unlabelled_texts[200:]
-    texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
-    assert list(by_role) == augment.augment_texts(texts, copies=1, seed=0, same_pos=True)
+        teacher, teacher_dir, few, few_logits, DistillConfig(augment_to=80, augment_replacement="part_of_speech")
+    )[0].unlabelled_texts[20:]
+    texts = np.concatenate([few.labelled_texts, few.unlabelled_texts])
+    assert len(by_role) > 20 and list(by_role) == augment.augment_texts(texts, copies=1, seed=0, same_pos=True)
     unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, DistillConfig())
     assert unchanged[0] is splits and unchanged[1] is logits
