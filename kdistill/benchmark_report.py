@@ -202,14 +202,9 @@ def _time_section(results):
                   "times the whole grid."]
     cells = [r for r in results["quality"] + results.get("ablations", []) if r.get("phase_seconds")]
     if cells:
-        totals = {}
-        for row in cells:
-            for phase, seconds in row["phase_seconds"].items():
-                totals[phase] = totals.get(phase, 0.0) + seconds
+        totals = {phase: sum(row["phase_seconds"].get(phase, 0.0) for row in cells) for phase in PHASES}
         spent = sum(totals.values())
-        in_order = sorted(totals, key=lambda k: list(PHASES).index(k) if k in PHASES else len(PHASES))
-        phases = ", ".join(f"{PHASES.get(k, k)} {totals[k] / 60:.1f} min ({100 * totals[k] / spent:.0f}%)"
-                           for k in in_order)
+        phases = ", ".join(f"{PHASES[k]} {v / 60:.1f} min ({100 * v / spent:.0f}%)" for k, v in totals.items())
         if not run:
             lines += ["", "## Where the time goes"]
         lines += ["", f"{len(cells)} of the cells above timed their phases when they were computed (the others "
