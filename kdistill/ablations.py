@@ -113,10 +113,19 @@ ABLATIONS = {
     # Five teachers instead of three in the best SST-2 recipe: members 3 and 4 fine-tuned with seeds s+3, s+4.
     "teacher_ensemble_5_augment_134k_gold_fine_tune": {"teacher_ensemble": 5, "augment_to": 134_000,
                                                        "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
+    # The best SST-2 recipe distilled for 8 epochs instead of 4: the sweep's best augmented variant (docs/SWEEP.md).
+    "teacher_ensemble_3_augment_134k_gold_fine_tune_epochs_8": {
+        "teacher_ensemble": 3, "augment_to": 134_000, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4,
+        "epochs": 8},
     # Tang et al.'s replacement by a word of the same part of speech, alone and in the best SST-2 recipe.
     "augment_134k_part_of_speech": {"augment_to": 134_000, "augment_replacement": "part_of_speech"},
     "teacher_ensemble_3_augment_134k_part_of_speech_gold_fine_tune": {
         "teacher_ensemble": 3, "augment_to": 134_000, "augment_replacement": "part_of_speech",
+        "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
+    # Copies drawn from the texts by their length in words: SST-2's pool is phrases (median 7 words), its dev
+    # sentences (median 19).
+    "teacher_ensemble_3_augment_134k_by_length_gold_fine_tune": {
+        "teacher_ensemble": 3, "augment_to": 134_000, "augment_sources": "by_length",
         "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4},
     # Mixes of two texts' student embeddings distilled towards the mix of their teacher outputs (MixKD).
     "mixup": {"mixup_weight": 1.0},

@@ -148,6 +148,9 @@ class DistillConfig:
     augment_replacement: str = option("corpus", "What replaces a word in a perturbed copy: a word of the corpus at "
                                       "its frequency, or one of the same part of speech (Tang et al., 2019).",
                                       choices=("corpus", "part_of_speech"))
+    augment_sources: str = option("every_text", "Which texts a round of copies perturbs: every text once, or as "
+                                  "many drawn with probability proportional to their length in words.",
+                                  choices=("every_text", "by_length"))
     seed: int = 0  # set by the data flag --seed, which also seeds the labelled sample
     weight_decay: float = option(0.0, "AdamW weight decay while distilling (0 = Adam).")
     vector_weight: float = option(0.0, "Weight of matching the teacher's sentence vector from the student's pooled "
@@ -163,7 +166,8 @@ class DistillConfig:
     # A seeded sample of the unlabelled texts: measures how the gap grows as the pool shrinks.
     transfer_pool: int = option(0, "Distil from a seeded sample of this many unlabelled texts (0 = all).")
     KEY_OMITS = {"weight_decay": 0.0, "vector_weight": 0.0, "fine_tune_epochs": 0, "fine_tune_learning_rate": 1e-4,
-                 "transfer_pool": 0, "mixup_weight": 0.0, "augment_replacement": "corpus"}
+                 "transfer_pool": 0, "mixup_weight": 0.0, "augment_replacement": "corpus",
+                 "augment_sources": "every_text"}
 
     def epochs_for(self, num_rows):
         steps_per_epoch = max(-(-num_rows // self.batch_size), 1)

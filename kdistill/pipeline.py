@@ -245,7 +245,8 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     copies = -(-distill_config.augment_to // max(len(texts), 1)) - 1
     extra = augment.augment_texts(texts, copies, seed=distill_config.seed,
-                                  same_pos=distill_config.augment_replacement == "part_of_speech")
+                                  same_pos=distill_config.augment_replacement == "part_of_speech",
+                                  by_length=distill_config.augment_sources == "by_length")
     if not extra:
         return splits, targets
     print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)

@@ -8,7 +8,7 @@ import pytest
 from kdistill import augment, data, pipeline, teacher as teacher_lib
 from kdistill.config import DistillConfig
 
-from conftest import AG_NEWS
+from conftest import AG_NEWS, SST2
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,19 @@ def test_part_of_speech_replacement_keeps_each_words_role(ag_texts):
     assert by_role == augment.augment_texts(texts, same_pos=True, **every_word_replaced)
 
 
+def test_copies_by_length_favour_long_texts_and_repeat_less():
+    # SST-2's pool is phrases, many of them too short for a perturbation to make a new text.
+    texts = [str(t) for t in data.load(SST2, num_labels=100, seed=0, max_unlabelled=3000).unlabelled_texts]
+    every_text = augment.augment_texts(texts, copies=1, seed=0)
+    by_length = augment.augment_texts(texts, copies=1, seed=0, by_length=True)
+    words = lambda copies: np.mean([len(t.split()) for t in copies])
+    assert words(by_length) > 1.3 * words(every_text)
+    assert len(by_length) > 1.1 * len(every_text)
+    assert len(set(by_length)) == len(by_length) and not set(by_length) & set(texts)
+    assert by_length == augment.augment_texts(texts, copies=1, seed=0, by_length=True)
+    assert augment.augment_texts(["", ""], copies=2, by_length=True) == []
+
+
 def test_deletion_shortens_and_ngrams_are_windows_of_the_text(ag_texts):
     dropped = augment.augment_texts(ag_texts, copies=1, seed=0, drop_prob=0.5, swap_prob=0, ngram_prob=0)
     assert np.mean([len(t.split()) for t in dropped]) < 0.7 * np.mean([len(t.split()) for t in ag_texts])
@@ -96,5 +109,9 @@ def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_di
     )[0].unlabelled_texts[20:]
     texts = np.concatenate([few.labelled_texts, few.unlabelled_texts])
     assert len(by_role) > 20 and list(by_role) == augment.augment_texts(texts, copies=1, seed=0, same_pos=True)
+    by_length = pipeline.augment_transfer_set(
+        teacher, teacher_dir, few, few_logits, DistillConfig(augment_to=80, augment_sources="by_length")
+    )[0].unlabelled_texts[20:]
+    assert list(by_length) == augment.augment_texts(texts, copies=1, seed=0, by_length=True)
     unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, DistillConfig())
     assert unchanged[0] is splits and unchanged[1] is logits
