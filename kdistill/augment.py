@@ -54,11 +54,11 @@ def augment_texts(texts, copies, seed=0, drop_prob=0.1, swap_prob=0.1, ngram_pro
     lengths = np.asarray([len(text_words) for text_words in words], dtype=np.float64)
     if not lengths.sum():
         return []
+    by_words = lengths / lengths.sum()
     seen = set(texts)
     augmented = []
     for _ in range(copies):
-        sources = (rng.choice(len(words), size=len(words), p=lengths / lengths.sum()) if by_length
-                   else range(len(words)))
+        sources = rng.choice(len(words), size=len(words), p=by_words) if by_length else range(len(words))
         for text_words, text_tags in ((words[i], tags[i]) for i in sources):
             if not text_words:
                 continue

@@ -70,7 +70,8 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     assert saved["quality"] == [row]
     assert list(saved["run_seconds"]) == ["quality"] and saved["run_seconds"]["quality"] < row["seconds"]
     report = (docs / "RESULTS.md").read_text()
-    assert "## Where the time goes" in report and "1 of the cells above timed their phases when they were computed" in report
+    assert "## Where the time goes" in report
+    assert "1 of the cells above timed their phases when they were computed" in report
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
