@@ -1,6 +1,6 @@
 """Label efficiency and cost in one command: writes docs/RESULTS.md, docs/results.json and plots.
 
-    python -m apps.benchmark                                   # the full grid (about 3.5 h on 2 cores, cold)
+    python -m apps.benchmark                                   # the full grid (about 3.4 h on 2 cores, cold)
     python -m apps.benchmark --num_labels=100,1000 --seeds=0   # a quicker grid
 
 Cells, teachers and teacher logits are cached under --out_dir, so a rerun only computes what changed.
