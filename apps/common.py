@@ -54,6 +54,25 @@ def define_student_flags():
     define_config_flags(config.StudentConfig)
 
 
+def set_recipe_defaults(overrides):
+    """Makes a recipe of `kdistill.ablations.ABLATIONS` the defaults of the config flags: the binary runs it
+    unless a flag says otherwise."""
+    for key, value in overrides.items():
+        FLAGS.set_default(recipe_flag(key), list(value) if isinstance(value, tuple) else value)
+
+
+def recipe_flag(key):
+    """The flag that sets the recipe field `key` (`teacher_<field>` for a TeacherConfig field)."""
+    candidates = [(config.StudentConfig, key), (config.DistillConfig, key)]
+    if key.startswith("teacher_"):
+        candidates.insert(0, (config.TeacherConfig, key[len("teacher_"):]))
+    for config_class, name in candidates:
+        field = config_class.__dataclass_fields__.get(name)
+        if field is not None and field.metadata.get("help"):
+            return config.flag_name(config_class, field)
+    raise ValueError(f"no flag sets the recipe field {key!r}")
+
+
 def default_dataset():
     """`$KDISTILL_DATA/sst2`, else `../shared/data/sst2` from the working directory, else tfds' SST-2.
 

@@ -70,9 +70,13 @@ class TeacherConfig:
     # gave students +0.96 points on SST-2 and +0.43 on AG News, for two more fine-tunes and labelling passes.
     ensemble: int = option(1, "Fine-tune this many teachers on the labels, with seeds --seed, --seed+1, ..., and "
                            "distil from the mixture of their predictions (1 = one teacher).")
+    # SetFit's first stage (`contrastive.py`) before the usual fine-tuning: pairs of labelled texts of the
+    # same class pulled together, of different classes pushed apart.
+    contrastive_pairs: int = option(0, "Before fine-tuning the classifier, fine-tune the sentence encoder "
+                                    "contrastively on this many pairs per labelled text, as SetFit does (0 = off).")
     # Fields added after teachers were cached, with the value those runs had: left out of cache
     # keys while they hold it (`pipeline.cache_fields`), so those teachers and their benchmark cells stay valid.
-    KEY_OMITS = {"validation_fraction": 0.0, "ensemble": 1}
+    KEY_OMITS = {"validation_fraction": 0.0, "ensemble": 1, "contrastive_pairs": 0}
 
     def epochs_for(self, num_labels):
         steps_per_epoch = -(-num_labels // self.batch_size)
@@ -105,6 +109,9 @@ class StudentConfig:
                                "widths with one more convolution over them.", choices=student_lib.ARCHITECTURES)
     dilations: tuple = option((1, 2, 4), "Dilation rates (--architecture=dilated).")
     hidden_units: int = option(0, "A ReLU layer of this width before the logits (0 = none).")
+    # Words dropped from the student's input while it learns the teacher's answer on the whole text.
+    token_dropout: float = option(0.0, "Zero this fraction of the student's token vectors while training, one draw "
+                                  "per token (0 = off).")
     # What WordPiece splits words over. "teacher": the teacher's 30,522 pieces, then pieces the
     # student dropped become [UNK], so words split as the teacher splits them. "pruned": the
     # kept pieces alone, so the text-in model's in-graph tokenizer holds 7,000 pieces instead of
@@ -114,7 +121,8 @@ class StudentConfig:
                             "model).", choices=("teacher", "pruned"))
     # Fields added after benchmark cells were cached, with the value those runs had: left out of
     # cache keys while they hold it (`pipeline.cache_fields`), so those cells stay valid.
-    KEY_OMITS = {"architecture": "parallel", "dilations": (1, 2, 4), "hidden_units": 0, "wordpiece": "teacher"}
+    KEY_OMITS = {"architecture": "parallel", "dilations": (1, 2, 4), "hidden_units": 0, "wordpiece": "teacher",
+                 "token_dropout": 0.0}
 
     def network_kwargs(self):
         """The `student.conv_classifier` arguments this config sets: one builder for every caller."""

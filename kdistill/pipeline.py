@@ -24,7 +24,9 @@ import time
 
 import numpy as np
 
-from kdistill import augment, data, io, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training
+from kdistill import (
+    augment, contrastive, data, io, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
+)
 from kdistill.errors import KdistillError
 
 STUDENT_FILE = "student.keras"
@@ -57,6 +59,9 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
     keras.utils.set_random_seed(seed)  # before build: the classification head's initial weights too
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length, pooling=config.pooling)
+        if config.contrastive_pairs:
+            print(f"[teacher] contrastive stage: {config.contrastive_pairs} pairs per labelled text", flush=True)
+            contrastive.fine_tune_encoder(model, texts, labels, config.contrastive_pairs, seed=seed)
         teacher_lib.fine_tune(
             model, texts, labels, epochs=config.epochs_for(len(texts)),
             batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,

@@ -85,6 +85,7 @@ def conv_classifier(
     architecture="parallel",
     dilations=(1, 2, 4),
     hidden_units=0,
+    token_dropout=0.0,
     name="conv_classifier",
 ):
     """The id-level network: `(batch, sequence_length)` int ids -> `(batch, num_classes)` logits.
@@ -104,6 +105,8 @@ def conv_classifier(
     `pooling="max_mean"` pools each stage by its mean over the text as well as its
     maximum: how much of the text shows a feature, not only whether it shows somewhere.
     `hidden_units` adds a ReLU layer between the pooled features and the logits.
+    `token_dropout` zeroes whole token vectors at this rate while training: the student
+    must find the teacher's answer with words missing (word dropout, Iyyer et al. 2015).
     """
     if pooling not in POOLINGS:
         raise ValueError(f"unknown pooling {pooling!r}; choose one of {POOLINGS}")
@@ -113,6 +116,9 @@ def conv_classifier(
     token_ids = keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
     x = keras.layers.Embedding(vocabulary_size, embedding_dim, name="token_embedding")(token_ids)
     x = ZeroPadding(name="zero_padding")(x, token_ids)
+    if token_dropout:
+        # One draw per token, shared by its channels: a word is dropped, not some of its features.
+        x = keras.layers.Dropout(token_dropout, noise_shape=(None, sequence_length, 1), name="token_dropout")(x)
     x = keras.layers.SpatialDropout1D(dropout / 2, name="embedding_dropout")(x)
     pooled = []
 
@@ -182,7 +188,7 @@ class Student(keras.Model):
         lowercase: lower-case text before WordPiece, as uncased BERT teachers do.
         class_names: label names, kept with the model for prediction and export.
         sequence_length, embedding_dim, filters, kernel_sizes, dropout, separable, pooling, architecture,
-            dilations, hidden_units: the shape of the network, kept as `student.network` (see
+            dilations, hidden_units, token_dropout: the shape of the network, kept as `student.network` (see
             `conv_classifier` for each and its default).
     """
 

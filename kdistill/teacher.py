@@ -116,7 +116,7 @@ def fine_tune(
         hyperparameters = (epochs, batch_size, learning_rate, warmup_fraction, seed)
         key = checkpoint.run_key(fingerprint(teacher, texts), labels, hyperparameters)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, name="teacher fine-tuning"))
-    features = _tokenize(teacher, texts)
+    features = tokenize(teacher, texts)
     steps_per_epoch = int(np.ceil(len(labels) / batch_size))
     total_steps = steps_per_epoch * epochs
     schedule = WarmupLinearDecay(learning_rate, total_steps, int(total_steps * warmup_fraction))
@@ -134,7 +134,7 @@ def fine_tune(
     )
     validation_data = None
     if validation is not None:
-        held_out = _tokenize(teacher, validation[0])
+        held_out = tokenize(teacher, validation[0])
         held_out_labels = np.asarray(validation[1], dtype=np.int32)
         validation_data = io.epoch_dataset(
             # Any fixed order: only the score over all held-out rows counts.
@@ -369,7 +369,7 @@ def inference_batches(teacher, texts, batch_size=64):
     Call it outside `preprocessed(teacher)` (it tokenizes at once), then run the teacher on
     the batches inside it; `batch_signature()` types them.
     """
-    return _bucketed_batches(_tokenize(teacher, texts), batch_size, rng=None)
+    return _bucketed_batches(tokenize(teacher, texts), batch_size, rng=None)
 
 
 @contextlib.contextmanager
@@ -382,7 +382,7 @@ def preprocessed(teacher):
         teacher.preprocessor = preprocessor
 
 
-def _tokenize(teacher, texts):
+def tokenize(teacher, texts):
     """Token ids, padding mask and segment ids of `texts` at the preprocessor's full length."""
     batches = [
         teacher.preprocessor(keras.ops.convert_to_tensor(np.asarray(texts[i : i + 4096], dtype=object)))

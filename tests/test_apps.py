@@ -11,8 +11,11 @@ import os
 import numpy as np
 import pytest
 
-from kdistill import data, io, teacher as teacher_lib
-from tests.binaries import one_line_error, run_app, run_in_process
+from absl import flags
+
+from apps import common
+from kdistill import ablations, config, data, io, teacher as teacher_lib
+from tests.binaries import define_flags, one_line_error, run_app, run_in_process
 from tests.conftest import (
     SMALL_DEV_ROWS, SMALL_LABELS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_STUDENT, SMALL_TEACHER, SMALL_UNLABELLED, SST2,
 )
@@ -96,6 +99,29 @@ def test_export_binary_writes_tflite_and_parity_report(small_run, small_sst2):
 )
 def test_user_errors_are_one_line_without_traceback(module, args, message):
     assert message in one_line_error(run_in_process(module, *args, check=False))
+
+
+def parsed_configs(module, *args):
+    define_flags(module)
+    flags.FLAGS([module, *args])
+    return ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config())
+
+
+def test_the_demo_runs_the_benchmark_recipe_it_names_and_its_flags_still_override_it():
+    library = ablations.Configs(config.TeacherConfig(), config.StudentConfig(), config.DistillConfig())
+    recipe = ablations.override(library, ablations.ABLATIONS[ablations.DEMO_RECIPE])
+    assert parsed_configs("apps.demo") == recipe != library
+    one_teacher = parsed_configs("apps.demo", "--teacher_ensemble=1", "--augment_to=0")
+    assert (one_teacher.teacher.ensemble, one_teacher.distill.augment_to) == (1, 0)
+    assert one_teacher.distill.fine_tune_epochs == recipe.distill.fine_tune_epochs
+
+
+def test_every_field_a_recipe_changes_has_a_flag():
+    fields = {key for overrides in ablations.ABLATIONS.values() for key in overrides} - {"task", "num_labels"}
+    assert common.recipe_flag("teacher_sequence_length") == "max_seq_length"
+    assert {common.recipe_flag(key) for key in fields} >= {"teacher_ensemble", "augment_to", "kernel_sizes"}
+    with pytest.raises(ValueError, match="no flag sets the recipe field 'seed'"):
+        common.recipe_flag("seed")
 
 
 @pytest.mark.slow  # two more MiniLM fine-tunes (about a minute)

@@ -153,3 +153,17 @@ def test_dilated_student_round_trips_through_keras_file(pretrained_teacher, sst2
     assert [again.network[k] for k in ("architecture", "dilations", "hidden_units")] == ["dilated", [1, 2], 8]
     texts = list(sst2_splits.dev_texts[:8])
     np.testing.assert_allclose(again.predict_texts(texts), student.predict_texts(texts), atol=1e-6)
+
+
+def test_token_dropout_drops_whole_words_while_training_only():
+    network = student_lib.conv_classifier(500, 2, 16, 8, 4, kernel_sizes=(2,), token_dropout=0.5)
+    plain = student_lib.conv_classifier(500, 2, 16, 8, 4, kernel_sizes=(2,))
+    assert network.count_params() == plain.count_params()  # nothing to export: only training changes
+    ids = np.arange(1, 17, dtype="int32")[None].repeat(64, axis=0)
+    dropped = keras.Model(network.input, network.get_layer("token_dropout").output)
+    vectors = keras.ops.convert_to_numpy(dropped(ids, training=True))
+    zeroed = np.all(vectors == 0, axis=-1)
+    assert 0.4 < zeroed.mean() < 0.6
+    assert np.all(np.any(vectors != 0, axis=-1) == np.all(vectors != 0, axis=-1))  # a token goes whole or stays
+    np.testing.assert_array_equal(network(ids, training=False), network(ids, training=False))
+    assert not np.any(np.all(keras.ops.convert_to_numpy(dropped(ids, training=False)) == 0, axis=-1))
