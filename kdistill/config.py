@@ -110,6 +110,7 @@ class StudentConfig:
     dilations: tuple = option((1, 2, 4), "Dilation rates (--architecture=dilated).")
     hidden_units: int = option(0, "A ReLU layer of this width before the logits (0 = none).")
     # Words dropped from the student's input while it learns the teacher's answer on the whole text.
+    # Off: SST-2 N=1000, mean of 3 seeds (docs/ideas), 10% gave +0.31 points (noise here) and 20% -0.57.
     token_dropout: float = option(0.0, "Zero this fraction of the student's token vectors while training, one draw "
                                   "per token (0 = off).")
     # What WordPiece splits words over. "teacher": the teacher's 30,522 pieces, then pieces the

@@ -52,9 +52,7 @@ class PairCosine(keras.layers.Layer):
     """Cosine similarity of two batches of sentence vectors, row by row."""
 
     def call(self, first, second):
-        first = first / keras.ops.maximum(keras.ops.norm(first, axis=-1, keepdims=True), 1e-12)
-        second = second / keras.ops.maximum(keras.ops.norm(second, axis=-1, keepdims=True), 1e-12)
-        return keras.ops.sum(first * second, axis=-1)
+        return -keras.losses.cosine_similarity(first, second)  # Keras' loss is the negated cosine
 
 
 def pair_model(teacher):

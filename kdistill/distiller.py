@@ -272,11 +272,9 @@ def _next_row(x):
 
 def _cosine_distance(projected, vectors):
     """Mean of 1 - cosine similarity: the direction of the teacher's vector, whatever its length."""
-    projected = keras.ops.cast(projected, "float32")
-    vectors = keras.ops.cast(vectors, "float32")
-    norms = keras.ops.norm(projected, axis=-1) * keras.ops.norm(vectors, axis=-1)
-    cosine = keras.ops.sum(projected * vectors, axis=-1) / keras.ops.maximum(norms, 1e-6)
-    return _global_mean(1.0 - cosine)
+    negated_cosine = keras.losses.cosine_similarity(keras.ops.cast(vectors, "float32"),
+                                                    keras.ops.cast(projected, "float32"))
+    return _global_mean(1.0 + negated_cosine)
 
 
 def _labelled_cross_entropy(labels, logits):
