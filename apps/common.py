@@ -4,7 +4,7 @@ import os
 
 from absl import flags
 
-from kdistill import config, distribute, pipeline
+from kdistill import ablations, config, distribute, pipeline
 
 FLAGS = flags.FLAGS
 
@@ -63,14 +63,11 @@ def set_recipe_defaults(overrides):
 
 def recipe_flag(key):
     """The flag that sets the recipe field `key` (`teacher_<field>` for a TeacherConfig field)."""
-    candidates = [(config.StudentConfig, key), (config.DistillConfig, key)]
-    if key.startswith("teacher_"):
-        candidates.insert(0, (config.TeacherConfig, key[len("teacher_"):]))
-    for config_class, name in candidates:
-        field = config_class.__dataclass_fields__.get(name)
-        if field is not None and field.metadata.get("help"):
-            return config.flag_name(config_class, field)
-    raise ValueError(f"no flag sets the recipe field {key!r}")
+    config_class, name = ablations.config_field(key) or (None, None)
+    field = config_class.__dataclass_fields__[name] if config_class else None
+    if field is None or not field.metadata.get("help"):
+        raise ValueError(f"no flag sets the recipe field {key!r}")
+    return config.flag_name(config_class, field)
 
 
 def default_dataset():

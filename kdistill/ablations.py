@@ -159,17 +159,28 @@ DEFAULT_ABLATIONS = (
 )
 
 
+def config_field(key):
+    """`(config class, field name)` that the recipe key `key` sets, or None: `teacher_<field>` names a
+    TeacherConfig field, any other key a StudentConfig or DistillConfig one."""
+    if key.startswith("teacher_") and key[len("teacher_"):] in config.TeacherConfig.__dataclass_fields__:
+        return config.TeacherConfig, key[len("teacher_"):]
+    for config_class in (config.StudentConfig, config.DistillConfig):
+        if key in config_class.__dataclass_fields__:
+            return config_class, key
+    return None
+
+
 def override(configs, overrides):
     """`configs` with some fields replaced; keys `teacher_<field>` are TeacherConfig fields."""
-    teacher = {k[len("teacher_"):]: v for k, v in overrides.items()
-               if k.startswith("teacher_") and k[len("teacher_"):] in config.TeacherConfig.__dataclass_fields__}
-    student = {k: v for k, v in overrides.items() if k in config.StudentConfig.__dataclass_fields__}
-    distill = {k: v for k, v in overrides.items() if k in config.DistillConfig.__dataclass_fields__}
-    unknown = set(overrides) - {"teacher_" + k for k in teacher} - set(student) - set(distill)
+    unknown = sorted(key for key in overrides if config_field(key) is None)
     if unknown:
-        raise ValueError(f"unknown config fields {sorted(unknown)}")
+        raise ValueError(f"unknown config fields {unknown}")
+    changes = {config.TeacherConfig: {}, config.StudentConfig: {}, config.DistillConfig: {}}
+    for key, value in overrides.items():
+        config_class, name = config_field(key)
+        changes[config_class][name] = value
     return dataclasses.replace(
-        configs, teacher=dataclasses.replace(configs.teacher, **teacher),
-        student=dataclasses.replace(configs.student, **student),
-        distill=dataclasses.replace(configs.distill, **distill),
+        configs, teacher=dataclasses.replace(configs.teacher, **changes[config.TeacherConfig]),
+        student=dataclasses.replace(configs.student, **changes[config.StudentConfig]),
+        distill=dataclasses.replace(configs.distill, **changes[config.DistillConfig]),
     )

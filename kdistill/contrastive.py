@@ -24,9 +24,6 @@ import numpy as np
 from kdistill import io, progress, teacher as teacher_lib
 from kdistill.errors import KdistillError
 
-FEATURES = ("token_ids", "padding_mask", "segment_ids")
-
-
 def pairs(labels, pairs_per_text, seed=0):
     """`(first, second, target)` index arrays: for every text, `pairs_per_text / 2` partners of its class
     (target 1) and as many of other classes (target 0), drawn as SetFit draws them."""
@@ -62,7 +59,8 @@ def pair_model(teacher):
     backbone = teacher.backbone
 
     def encode(side):
-        inputs = {key: keras.Input(shape=(None,), dtype="int32", name=f"{side}_{key}") for key in FEATURES}
+        inputs = {key: keras.Input(shape=(None,), dtype="int32", name=f"{side}_{key}")
+                  for key in teacher_lib.batch_signature()}
         return inputs, teacher.mean_pooling(backbone(inputs)["sequence_output"], inputs["padding_mask"])
 
     first_inputs, first = encode("first")
@@ -79,6 +77,7 @@ def fine_tune_encoder(teacher, texts, labels, pairs_per_text=4, batch_size=16, l
     """
     import tensorflow as tf
 
+    side = teacher_lib.batch_signature()  # one text's token features, as the teacher's own batches carry them
     features = teacher_lib.tokenize(teacher, texts)
     lengths = features["padding_mask"].sum(axis=1)
     first, second, target = pairs(labels, pairs_per_text, seed)
@@ -91,10 +90,9 @@ def fine_tune_encoder(teacher, texts, labels, pairs_per_text=4, batch_size=16, l
             # for a BERT), and a batch of 32 random texts is about as long as its longest anyway.
             longest = max(lengths[rows].max() for rows in sides)
             width = min(int(2 ** np.ceil(np.log2(max(longest, 8)))), features["token_ids"].shape[1])
-            yield tuple({key: features[key][rows, :width] for key in FEATURES} for rows in sides), \
+            yield tuple({key: features[key][rows, :width] for key in side} for rows in sides), \
                 target[start:start + batch_size]
 
-    side = {key: tf.TensorSpec(shape=(None, None), dtype=tf.int32) for key in FEATURES}
     dataset = io.epoch_dataset(batches, ((side, side), tf.TensorSpec(shape=(None,), dtype=tf.float32)),
                                num_batches=steps)
     model = pair_model(teacher)
