@@ -31,7 +31,8 @@ def define_config_flags(config_class):
         else:
             define = {bool: flags.DEFINE_bool, int: flags.DEFINE_integer, float: flags.DEFINE_float,
                       str: flags.DEFINE_string}[type(default)]
-            define(name, default, help_text)
+            bounds = field.metadata.get("bounds")
+            define(name, default, help_text, **(dict(lower_bound=bounds[0], upper_bound=bounds[1]) if bounds else {}))
 
 
 def config_from_flags(config_class, **fields):

@@ -262,6 +262,30 @@ def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors
     return {name: out[name] for name in wanted}
 
 
+def token_vectors(teacher, token_ids, batch_size=1024):
+    """The teacher's sentence vector of each piece of `token_ids` read on its own, `[CLS] piece [SEP]`.
+
+    Model2Vec's static embeddings (Tulkens and van Dongen, 2024): what the fine-tuned encoder
+    makes of a piece, where its input embedding is only where the encoder starts. An ensemble
+    averages its members'. Example: `token_vectors(teacher, [2307, 2919])` (good, bad) gives
+    two rows of 384 numbers that the teacher's head separates.
+    """
+    members = teacher.members if isinstance(teacher, TeacherEnsemble) else [teacher]
+    tokenizer = teacher.preprocessor.tokenizer
+    pieces = np.asarray(token_ids, np.int32)
+    ids = np.stack([np.full_like(pieces, tokenizer.cls_token_id), pieces, np.full_like(pieces, tokenizer.sep_token_id)],
+                   axis=1)
+    vectors = np.zeros((len(pieces), teacher.backbone.hidden_dim), np.float32)
+    for member in members:
+        for start in range(0, len(ids), batch_size):
+            batch = ids[start : start + batch_size]
+            # Three real tokens: the masked mean the teacher pools with is the plain mean.
+            sequence = member.backbone({"token_ids": batch, "padding_mask": np.ones_like(batch),
+                                        "segment_ids": np.zeros_like(batch)})["sequence_output"]
+            vectors[start : start + len(batch)] += keras.ops.convert_to_numpy(keras.ops.mean(sequence, axis=1))
+    return vectors / len(members)
+
+
 def _ensemble_outputs(ensemble, texts, batch_size, verbose, vectors):
     """Each member's outputs, cached in the member's own folder, combined: logits as a mixture, vectors averaged."""
     members = [outputs(member, texts, cache_dir, batch_size, verbose, vectors)

@@ -22,6 +22,7 @@ import numpy as np
 
 from kdistill import checkpoint, io, progress
 from kdistill import student as student_lib
+from kdistill import teacher as teacher_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
 from kdistill.errors import KdistillError
@@ -53,15 +54,19 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
             vocabulary, splits.num_classes, kept_ids=kept_ids, class_names=splits.class_names,
             **config.network_kwargs()
         )
-    embeddings = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
-    init_embeddings(student.classifier, embeddings, kept_ids if kept_ids is not None else range(len(vocabulary)),
-                    config, seed)
+    rows = np.asarray(kept_ids if kept_ids is not None else range(len(vocabulary)))
+    if config.init_embeddings == "teacher_outputs":  # only the kept pieces run, in embedding-row order
+        embeddings, rows = teacher_lib.token_vectors(teacher, rows), np.arange(len(rows))
+    else:
+        embeddings = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
+    init_embeddings(student.classifier, embeddings, rows, config, seed)
     return student
 
 
 def init_embeddings(network, teacher_embeddings, kept_ids, config, seed=0):
-    """Starts `network`'s embeddings from the teacher's (PCA), unless `config` asks for random ones."""
-    if config.init_embeddings == "teacher":
+    """Starts `network`'s embeddings from a PCA of `teacher_embeddings`' rows `kept_ids` (the teacher's input
+    embeddings or `teacher.token_vectors`), unless `config` asks for random ones."""
+    if config.init_embeddings != "random":
         matrix = student_lib.projected_embeddings(teacher_embeddings, kept_ids, config.embedding_dim, seed)
         network.get_layer("token_embedding").set_weights([matrix])
 
@@ -97,8 +102,10 @@ def new_distiller(teacher, student, config, num_rows, vector_dim=None, steps_per
     keras.utils.set_random_seed(config.seed)
     distiller = Distiller(teacher, student)
     schedule = _cosine(config, num_rows)
-    optimizer = (keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay) if config.weight_decay
-                 else keras.optimizers.Adam(schedule))
+    # fit() writes the moving average into the weights when it ends.
+    averaging = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
+    optimizer = (keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **averaging) if config.weight_decay
+                 else keras.optimizers.Adam(schedule, **averaging))
     distiller.compile(
         optimizer=optimizer,
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="labelled_accuracy")],

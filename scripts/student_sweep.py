@@ -185,6 +185,8 @@ def distiller_for(name, seed, d, steps_per_execution=1):
         labels = np.concatenate([labels, np.full(len(d["aug_ids"]), -1, np.int32)])
     keras.utils.set_random_seed(seed)
     network = student_lib.conv_classifier(vocabulary, d["train_logits"].shape[1], **student_config.network_kwargs())
+    if student_config.init_embeddings == "teacher_outputs":
+        raise ValueError("the sweep's exported cell holds the teacher's input embeddings, not its token vectors")
     training.init_embeddings(network, d["emb"], np.arange(vocabulary), student_config, seed)
     vector_dim = d["train_vectors"].shape[1] if distill_config.vector_weight else None
     distiller = training.new_distiller(None, network, distill_config, len(labels), vector_dim=vector_dim,

@@ -47,3 +47,6 @@ def test_flags_reach_the_configs_with_their_types():
     define_flags("apps.distill")
     with pytest.raises(flags.IllegalFlagValueError):
         flags.FLAGS(["apps.distill", "--pooling=median"])  # choices come from the config
+    define_flags("apps.distill")
+    with pytest.raises(flags.IllegalFlagValueError):
+        flags.FLAGS(["apps.distill", "--ema_momentum=1.5"])  # so do bounds, checked before any work

@@ -107,6 +107,29 @@ def test_build_student_from_config(pretrained_teacher, sst2_splits):
     assert student.class_names == sst2_splits.class_names
 
 
+def test_teacher_output_embeddings_carry_what_the_fine_tuned_teacher_learned(teacher, sst2_splits):
+    """Input embeddings put antonyms close (they share contexts); the teacher's outputs set them apart."""
+    vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
+    positive, negative = ("good", "great", "best", "fun"), ("bad", "worst", "dull", "boring")
+
+    def sentiment_contrast(init_embeddings):
+        config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3,),
+                               init_embeddings=init_embeddings)
+        student = training.build_student(teacher, sst2_splits, config)
+        table = student.classifier.get_layer("token_embedding").get_weights()[0]
+        kept = list(student.tokenizer.kept_ids)
+        rows = {word: table[kept.index(vocabulary.index(word))] for word in positive + negative}
+        def cosine(a, b):
+            return float(rows[a] @ rows[b] / np.linalg.norm(rows[a]) / np.linalg.norm(rows[b]))
+        same = np.mean([cosine(a, b) for group in (positive, negative) for a in group for b in group if a < b])
+        opposite = np.mean([cosine(a, b) for a in positive for b in negative])
+        print(f"{init_embeddings}: same sentiment {same:.3f}, opposite {opposite:.3f}")
+        return same - opposite
+
+    # Measured on this fixture: 1.63 against 0.16.
+    assert sentiment_contrast("teacher_outputs") > sentiment_contrast("teacher") + 0.8
+
+
 def test_separable_student_has_fewer_weights_and_round_trips(pretrained_teacher, sst2_splits, tmp_path):
     config = StudentConfig(vocabulary_size=3000, embedding_dim=32, filters=16, kernel_sizes=(3, 5), separable=True)
     student = training.build_student(pretrained_teacher, sst2_splits, config)

@@ -6,6 +6,7 @@ import pytest
 
 from kdistill import teacher as teacher_lib
 from kdistill.config import TeacherConfig
+from kdistill.teacher_model import TeacherEnsemble
 from tests.conftest import accuracy
 
 
@@ -41,6 +42,14 @@ def test_sentence_vectors_are_the_masked_mean_of_the_last_token_vectors(teacher,
     assert os.path.exists(os.path.join(teacher_dir, "vectors", key))
     np.testing.assert_allclose(teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False),
                                teacher_lib.logits(teacher, texts, verbose=False), atol=2e-4)
+
+
+def test_token_vectors_are_what_the_teacher_makes_of_a_piece_read_alone(teacher):
+    words = ["good", "awful", "film"]
+    ids = [teacher.preprocessor.tokenizer.token_to_id(word) for word in words]
+    vectors = teacher_lib.token_vectors(teacher, ids, batch_size=2)  # a full batch and a short one
+    np.testing.assert_allclose(vectors, teacher_lib.sentence_vectors(teacher, words, verbose=False), atol=1e-4)
+    np.testing.assert_allclose(teacher_lib.token_vectors(TeacherEnsemble([teacher, teacher]), ids), vectors, atol=1e-5)
 
 
 def test_logits_are_cached_by_content(teacher, teacher_dir, sst2_splits, monkeypatch):
