@@ -148,13 +148,10 @@ ABLATIONS = {
     # SetFit's contrastive stage before the teacher's fine-tuning, 4 pairs per labelled text (SetFit's default: 40).
     "teacher_contrastive_4": {"teacher_contrastive_pairs": 4},
     "teacher_contrastive_4_ag_news": {"teacher_contrastive_pairs": 4, "task": "ag_news"},
-    # Polyak averaging of the student's weights (Keras' `use_ema`) over about its last 1,000 updates: two of
-    # the default recipe's four SST-2 epochs, one of the best recipe's; AG News makes 32 updates an epoch.
+    # Polyak averaging of the student's weights (Keras' `use_ema`) over about its last 1,000 updates, two of
+    # the default recipe's four SST-2 epochs; AG News makes 32 updates an epoch.
     "ema_0.999": {"ema_momentum": 0.999},
     "ema_0.97_ag_news": {"ema_momentum": 0.97, "task": "ag_news"},
-    "teacher_ensemble_3_augment_134k_gold_fine_tune_ema_0.999": {
-        "teacher_ensemble": 3, "augment_to": 134_000, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4,
-        "ema_momentum": 0.999},
     # The student's embeddings from the fine-tuned teacher's vector of each piece read on its own (Model2Vec),
     # not from its input embeddings: random ones cost 1.20 points (docs/SWEEP.md), so the start matters.
     "teacher_output_embeddings": {"init_embeddings": "teacher_outputs"},
@@ -163,9 +160,6 @@ ABLATIONS = {
     "pool_3k_teacher_output_embeddings": {"transfer_pool": 3_000, "init_embeddings": "teacher_outputs"},
     "pool_3k_augment_60k_teacher_output_embeddings": {"transfer_pool": 3_000, "augment_to": 60_000,
                                                       "init_embeddings": "teacher_outputs"},
-    "teacher_ensemble_3_augment_134k_gold_fine_tune_teacher_output_embeddings": {
-        "teacher_ensemble": 3, "augment_to": 134_000, "fine_tune_epochs": 3, "fine_tune_learning_rate": 2e-4,
-        "init_embeddings": "teacher_outputs"},
     # Issue #13. WordPiece over the 7,000 kept pieces alone: a 4x smaller text-in tokenizer.
     "pruned_wordpiece": {"wordpiece": "pruned"},
     "pruned_wordpiece_ag_news": {"wordpiece": "pruned", "task": "ag_news"},

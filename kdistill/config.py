@@ -106,7 +106,7 @@ class StudentConfig:
                           choices=student_lib.POOLINGS)
     # "teacher_outputs" (Model2Vec: the fine-tuned teacher's vector of each piece read alone) puts sentiment in
     # the embeddings from the start, yet the distilled student does not gain: N=1000, mean of 3 seeds
-    # (docs/student_ends), SST-2 -0.12 points, AG News -0.50, SST-2's pool cut to 3k +0.38.
+    # (docs/student_ends), SST-2 -0.11 points, AG News -0.50, SST-2's pool cut to 3k +0.38.
     init_embeddings: str = option("teacher", "Start the student's embeddings from a PCA of the teacher's input "
                                   "embeddings, of the teacher's output for each piece read on its own (Model2Vec), "
                                   "or at random.", choices=("teacher", "teacher_outputs", "random"))

@@ -267,7 +267,7 @@ def token_vectors(teacher, token_ids, batch_size=1024):
 
     Model2Vec's static embeddings (Tulkens and van Dongen, 2024): what the fine-tuned encoder
     makes of a piece, where its input embedding is only where the encoder starts. An ensemble
-    averages its members'. Example: `token_vectors(teacher, [2307, 2919])` (good, bad) gives
+    averages its members'. Example: `token_vectors(teacher, [2204, 2919])` (good, bad) gives
     two rows of 384 numbers that the teacher's head separates.
     """
     members = teacher.members if isinstance(teacher, TeacherEnsemble) else [teacher]
