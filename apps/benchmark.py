@@ -13,8 +13,8 @@ import sys
 
 from absl import flags
 
-from apps import common
 from kdistill import ablations, benchmark, benchmark_report, cli, cost as cost_lib
+from kdistill.apps import common
 
 FLAGS = flags.FLAGS
 

@@ -13,8 +13,8 @@ distilled student, fine-tunes it on the labels, exports it to TFLite, and writes
 
 from absl import flags
 
-from apps import common
 from kdistill import ablations, cli, pipeline
+from kdistill.apps import common
 
 FLAGS = flags.FLAGS
 

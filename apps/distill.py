@@ -17,8 +17,8 @@ import os
 
 from absl import flags
 
-from apps import common
 from kdistill import cli, distribute, labelling, pipeline
+from kdistill.apps import common
 from kdistill.errors import KdistillError
 
 FLAGS = flags.FLAGS
@@ -48,9 +48,9 @@ def main(argv):
                 "--unlabelled, --max_unlabelled, --augment_to and --transfer_pool do not apply with --transfer_shards "
                 "(the shards are the unlabelled transfer set, as big as apps.label made it); drop them"
             )
-        if FLAGS.vector_weight or FLAGS.fine_tune_epochs:
+        if FLAGS.fine_tune_epochs:
             raise KdistillError(
-                "--vector_weight and --fine_tune_epochs are not supported with --transfer_shards yet; drop them, "
+                "--fine_tune_epochs is not supported with --transfer_shards yet; drop it, "
                 "or distil from the dataset's own unlabelled rows"
             )
         splits = pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, max_unlabelled=0,
@@ -66,7 +66,7 @@ def main(argv):
         labelling.check_teacher(shards, teacher, FLAGS.transfer_shards)
     if shards is not None or FLAGS.labels_only:
         targets = pipeline.label(teacher, common.teacher_dir(), splits)
-    else:  # the transfer set the distill flags ask for (pool cut, augmentation, sentence vectors), labelled once
+    else:  # the transfer set the distill flags ask for (pool cut, augmentation), labelled once
         splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, common.distill_config())
     name = "labels_only" if FLAGS.labels_only else "student"
     student_dir = FLAGS.student_dir or os.path.join(FLAGS.out_dir, name)

@@ -9,8 +9,8 @@ import os
 
 from absl import flags
 
-from apps import common
 from kdistill import cli, io, pipeline
+from kdistill.apps import common
 
 FLAGS = flags.FLAGS
 

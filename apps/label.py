@@ -24,8 +24,8 @@ import os
 
 from absl import flags
 
-from apps import common
 from kdistill import cli, distribute, io, labelling, teacher as teacher_lib
+from kdistill.apps import common
 from kdistill.errors import KdistillError
 
 FLAGS = flags.FLAGS

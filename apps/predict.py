@@ -49,7 +49,7 @@ def main(argv):
 def load_classifier(path):
     """Something with `class_names` and `predict_proba(texts)`, chosen by the file's extension."""
     if path.endswith(".tflite"):
-        from export import runtime  # LiteRT, TF Text and MediaPipe only load when needed
+        from kdistill.export import runtime  # LiteRT, TF Text and MediaPipe only load when needed
 
         classifier = runtime.TFLiteClassifier(path)
         if classifier.input_kind == "mediapipe":

@@ -8,8 +8,8 @@
 
 from absl import flags
 
-from apps import common
 from kdistill import cli, distribute, pipeline
+from kdistill.apps import common
 
 FLAGS = flags.FLAGS
 
@@ -24,7 +24,8 @@ def main(argv):
     del argv
     strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
     with distribute.worker_output(common.teacher_dir(), strategy) as out_dir:
-        pipeline.train_teacher(common.splits(), out_dir, common.teacher_config(), FLAGS.seed, strategy=strategy)
+        pipeline.train_teacher(common.splits(), out_dir, common.teacher_config(), FLAGS.seed, strategy=strategy,
+                               reuse=False)
 
 
 def run():

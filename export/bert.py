@@ -17,8 +17,8 @@ latencies = bert_latencies_ms(path, teacher, dev_texts[:100], sequence_length=64
 import numpy as np
 import tensorflow as tf
 
-from export import latency, tflite
 from kdistill import io
+from kdistill.export import latency, tflite
 
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
 

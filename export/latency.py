@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from export import runtime
+from kdistill.export import runtime
 
 
 def invoke_latencies_ms(path, rows, num_threads=1):

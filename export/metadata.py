@@ -25,8 +25,8 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 from tensorflow.lite.tools import flatbuffer_utils
 
-from export import standard_metadata
 from kdistill.errors import KdistillError
+from kdistill.export import standard_metadata
 
 METADATA_NAME = "kdistill.json"
 # Token-ids models exported before the standard metadata kept their vocabulary in this entry.

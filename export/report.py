@@ -27,7 +27,7 @@ import os
 import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 
-from export import latency, metadata, runtime, standard_metadata
+from kdistill.export import latency, metadata, runtime, standard_metadata
 
 KIB = 1024
 

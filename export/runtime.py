@@ -28,8 +28,8 @@ import os
 
 import numpy as np
 
-from export import graph, metadata
 from kdistill.errors import KdistillError
+from kdistill.export import graph, metadata
 
 SIGNATURE_KEY = "serving_default"
 # TF Text's LiteRT kernels for the tokenizer's ops (tensorflow_text.core.pybinds.tflite_registrar).

@@ -27,8 +27,8 @@ parity, size and latency report (`export.report`).
 Example:
 
 ```python
-from export.tflite import TFLiteClassifier, export_student, parity
 from kdistill import io
+from kdistill.export.tflite import TFLiteClassifier, export_student, parity
 
 student = io.load_model("runs/demo/student/student.keras", "student")
 export_student(student, "runs/demo/student_int8.tflite", mode="int8", calibration_texts=some_texts)
@@ -52,11 +52,11 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from export import graph, metadata, report, runtime, standard_metadata
-from export.report import parity  # noqa: F401  (part of this module's API)
-from export.runtime import CUSTOM_OP_REGISTERERS, SIGNATURE_KEY, TFLiteClassifier, custom_op_registerers  # noqa: F401
 from kdistill import cli, io
 from kdistill.errors import KdistillError
+from kdistill.export import graph, metadata, report, runtime, standard_metadata
+from kdistill.export.report import parity  # noqa: F401  (part of this module's API)
+from kdistill.export.runtime import CUSTOM_OP_REGISTERERS, SIGNATURE_KEY, TFLiteClassifier, custom_op_registerers  # noqa: F401
 
 INPUT_NAME = graph.TEXT_INPUT
 IDS_INPUT_NAME = graph.IDS_INPUT

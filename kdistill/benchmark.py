@@ -25,14 +25,13 @@ benchmark_report.write_results({"quality": rows}, "docs", command="python -m app
 """
 
 import dataclasses
-import hashlib
 import os
 import tempfile
 import time
 
 import numpy as np
 
-from kdistill import ablations, cost as cost_lib, io, pipeline
+from kdistill import ablations, cost as cost_lib, io, keys, pipeline
 
 
 # The DistillConfig fields the labels-only baseline reads. A variant that changes none of them,
@@ -56,8 +55,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
                                            for k in range(1, configs.teacher.ensemble)]
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
-    key = repr((dataset, num_labels, seed, configs.max_unlabelled, pipeline.cache_fields(configs.teacher),
-                pipeline.cache_fields(configs.student), pipeline.cache_fields(distill_config)))
+    key = keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.teacher, configs.student, distill_config)
     cell_path = os.path.join(cell_dir, "cell.json")
     name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
     if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:
@@ -67,7 +65,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     start = time.time()
     stopwatch = Stopwatch()
     splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
-    teacher, teacher_metrics = pipeline.train_or_reuse_teacher(splits, teacher_dir, configs.teacher, seed, member_dirs)
+    teacher, teacher_metrics = pipeline.train_teacher(splits, teacher_dir, configs.teacher, seed,
+                                                            member_dirs=member_dirs)
     stopwatch.lap("teacher")
     transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config)
     stopwatch.lap("teacher_labels")
@@ -169,10 +168,10 @@ def ablation_cells(specs, task, num_labels, seeds, run_dir, configs, names, late
 def student_latency_ms(student_dir, texts):
     """Median batch-1 LiteRT latency (ms, token ids in, one thread) of the saved student, per mode in
     `cost.LATENCY_MODES`; measured once per saved model and timed texts, and cached beside it."""
-    from export import latency, runtime, tflite
+    from kdistill.export import latency, runtime, tflite
 
     model_path = os.path.join(student_dir, pipeline.STUDENT_FILE)
-    timed = hashlib.sha256("\n".join(texts).encode("utf-8")).hexdigest()
+    timed = keys.of(texts)
     key = f"{os.path.getmtime(model_path)}:{os.path.getsize(model_path)}:{timed}"
     cache_path = os.path.join(student_dir, "latency.json")
     if os.path.exists(cache_path) and io.read_json(cache_path).get("key") == key:

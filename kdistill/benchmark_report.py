@@ -29,8 +29,7 @@ import numpy as np
 from kdistill import ablations, cost as cost_lib, io
 
 # Student fields that set the network's shape, hence its latency; the rest of a variant's change is its recipe.
-SHAPE_FIELDS = ("vocabulary_size", "sequence_length", "embedding_dim", "filters", "kernel_sizes", "separable",
-                "pooling", "architecture", "dilations", "hidden_units")
+SHAPE_FIELDS = ("vocabulary_size", "sequence_length", "embedding_dim", "filters", "kernel_sizes", "separable")
 
 
 def summarise(rows):
@@ -160,15 +159,9 @@ def _markdown(results, summary, plots, notes, docs_dir):
     if results.get("ablations"):
         lines += _ablation_markdown(results) + [
             "",
-            "Earlier runs of this table (older recipes, see the git history of this file) measured alpha, MSE, "
-            "random embeddings, the full vocabulary, separable convolutions and the [CLS] teacher head; "
-            "`--ablations=<name>,...` reruns any variant in `kdistill.ablations.ABLATIONS`.",
-            "",
-            "A wider sweep, [SWEEP.md](SWEEP.md) (`scripts/student_sweep.py`), distils dozens of student variants "
-            "from the same cached N=1000 teachers on both tasks and both seeds: dropout, epochs, learning rate, "
-            "batch size, alpha, temperature, MSE, augmentation, embedding width, vocabulary, filters, kernel "
-            "widths, a hidden layer, dilated residual and stacked convolutions. Its first lines say how close "
-            "the best of them come to the teacher.",
+            "`--ablations=<name>,...` reruns any variant in `kdistill.ablations.ABLATIONS`. Ideas measured as no "
+            "gain and taken out of the code are in [IDEAS.md](IDEAS.md); earlier results documents, among them a GPU "
+            "sweep of 44 student shapes, are in [appendix/](appendix/README.md).",
         ]
     lines += _ensemble_section(results)
     pool_lines, pool_plot = _pool_section(results, docs_dir)

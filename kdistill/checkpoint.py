@@ -17,12 +17,11 @@ one; the backup folder is removed when training completes.
 Example:
 
 ```python
-backup = EpochBackup("runs/x/student/backup", key=run_key(config_repr, texts))
+backup = EpochBackup("runs/x/student/backup", key=keys.of(config, texts))
 model.fit(dataset, epochs=4, callbacks=[backup])
 ```
 """
 
-import hashlib
 import os
 import shutil
 
@@ -35,27 +34,12 @@ from kdistill import io
 STATE_FILE = "state.npz"
 
 
-def run_key(*parts):
-    """A short hash of strings, arrays and sequences of strings: what makes two runs the same run."""
-    digest = hashlib.sha256()
-    for part in parts:
-        if isinstance(part, np.ndarray) and part.dtype != object:
-            digest.update(np.ascontiguousarray(part).tobytes())
-        elif isinstance(part, (list, tuple, np.ndarray)):
-            for item in part:
-                digest.update(str(item).encode("utf-8") + b"\0")
-        else:
-            digest.update(repr(part).encode("utf-8"))
-        digest.update(b"\1")  # part boundary: ("ab", "c") and ("a", "bc") differ
-    return digest.hexdigest()[:32]
-
-
 class EpochBackup(keras.callbacks.Callback):
     """Saves the training state after every epoch and restores it when the same run starts again.
 
     Args:
         folder: where the state lives while training runs (removed at the end).
-        key: `run_key(...)` of everything that defines the run.
+        key: `keys.of(...)` of everything that defines the run.
         owner: the layer whose variables are the model state; default the model.
             The `Distiller` passes its student: the frozen teacher never changes.
         name: what is training, for the log line.

@@ -7,7 +7,7 @@ so binaries can be imported side by side (the tests run them in one process) and
 
 import sys
 
-from absl import app, logging
+from absl import app, flags, logging
 
 from kdistill.errors import KdistillError
 
@@ -32,5 +32,18 @@ def guarded(main):
 
 def run(main, define_flags):
     """Defines the binary's flags, then `app.run(main)` with one-line user errors."""
-    define_flags()
+    define_flags_of_main(define_flags)
     app.run(guarded(main))
+
+
+def define_flags_of_main(define_flags):
+    """Calls `define_flags` and makes each flag it defines a key flag of the running program.
+
+    absl's `--help` lists the main module's key flags only, and most of a binary's flags are
+    defined in `apps/common.py`; as key flags of `sys.argv[0]` (`python -m apps.demo` or the
+    `kdistill-demo` script alike) they are all listed.
+    """
+    before = set(flags.FLAGS)
+    define_flags()
+    for name in sorted(set(flags.FLAGS) - before):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flags.FLAGS[name])

@@ -33,7 +33,7 @@ LATENCY_MODES = ("float32", "dynamic")  # the ablation table's latency columns (
 
 def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibration_rows=500):
     """The cost table on `dataset`'s dev sentences: size, batch-1 latency, batch-64 throughput."""
-    from export import bert, report, tflite
+    from kdistill.export import bert, report, tflite
 
     os.makedirs(work_dir, exist_ok=True)
     student = pipeline.load_student(student_dir)

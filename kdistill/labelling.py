@@ -6,7 +6,7 @@ streams texts from `.txt`, `.tsv`, `.csv` and `.jsonl` files (`data.iter_rows`)
 and writes the teacher's logits beside each text into
 
     <out_dir>/shard-00003-of-00016.tfrecord   tf.train.Example: text, teacher_logits, label
-    <out_dir>/shard-00003-of-00016.json       sidecar: rows, teacher fingerprint, corpus, sha256
+    <out_dir>/shard-00003-of-00016.json       sidecar: rows, teacher fingerprint, corpus, content key
 
 Row i of the corpus (blank rows skipped, files in the order given) goes to shard
 `i % num_shards`, so every shard is a spread sample of the corpus and shards are
@@ -42,18 +42,17 @@ print(shards.total_rows, shards.files[:2])
 import contextlib
 import dataclasses
 import glob
-import hashlib
 import os
 import re
 import time
 
 import numpy as np
 
-from kdistill import data, io, progress
+from kdistill import data, io, keys, progress
 from kdistill import teacher as teacher_lib
 from kdistill.errors import KdistillError
 
-FORMAT = 1
+FORMAT = 2  # 2: the sidecar holds the records' `keys.Digest` as "key"
 # Rows of one shard labelled per teacher call: big enough for length bucketing to fill
 # batches with texts of similar length, small enough to keep memory flat.
 CHUNK_ROWS = 2048
@@ -163,7 +162,7 @@ def label_corpus(
             path, sidecar = shard_paths(out_dir, index, num_shards)
             io.write_json({
                 **identity, "shard": index, "rows": writer.rows, "labelled_rows": writer.labelled_rows,
-                "bytes": os.path.getsize(path), "sha256": writer.digest.hexdigest(),
+                "bytes": os.path.getsize(path), "key": writer.digest.hexdigest(),
                 "seconds": round(writer.seconds, 2),
             }, sidecar)
     summary["rows"] = sum(w.rows for w in written.values())
@@ -199,7 +198,7 @@ class _ShardWriter:
         self.texts, self.labels = [], []
         self.rows = self.labelled_rows = 0
         self.seconds = 0.0
-        self.digest = hashlib.sha256()
+        self.digest = keys.Digest()
 
     def __enter__(self):
         import tensorflow as tf
@@ -383,7 +382,7 @@ def open_shards(spec):
         if not found:
             raise KdistillError(f"--transfer_shards={part}: no shard-*-of-*.tfrecord files; run apps.label first")
         files += found
-    rows, teachers, classes, digest, labelled = [], set(), set(), hashlib.sha256(), 0
+    rows, teachers, classes, digest, labelled = [], set(), set(), keys.Digest(), 0
     sets = {}
     for path in files:
         match = SHARD_FILE.match(os.path.basename(path))
@@ -401,7 +400,7 @@ def open_shards(spec):
         labelled += int(meta.get("labelled_rows", 0))
         teachers.add(meta["teacher"])
         classes.add(int(meta["num_classes"]))
-        digest.update(meta["sha256"].encode())
+        digest.update(meta["key"])
     for (folder, count), present in sets.items():
         missing = sorted(set(range(count)) - present)
         if missing:
@@ -414,7 +413,7 @@ def open_shards(spec):
             f"--transfer_shards={spec}: the shards come from {len(teachers)} different teachers; "
             "label them all with the same teacher"
         )
-    return Shards(files, rows, classes.pop(), teachers.pop(), digest.hexdigest()[:32], labelled)
+    return Shards(files, rows, classes.pop(), teachers.pop(), digest.hexdigest(), labelled)
 
 
 def check_teacher(shards, teacher, where):

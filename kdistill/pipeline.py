@@ -17,7 +17,6 @@ Run folder layout (`out_dir`):
 
 import contextlib
 import dataclasses
-import hashlib
 import itertools
 import os
 import time
@@ -25,7 +24,7 @@ import time
 import numpy as np
 
 from kdistill import (
-    augment, contrastive, data, io, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
+    augment, data, io, keys, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
 )
 from kdistill.errors import KdistillError
 
@@ -42,32 +41,42 @@ def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=Non
     return splits
 
 
-def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
-    """Fine-tunes the teacher on the labelled rows, saves it, and returns it reloaded and frozen.
+def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True, member_dirs=None):
+    """The teacher of `config` fine-tuned on the labelled rows, saved in `teacher_dir`, returned frozen with
+    its metrics.
 
+    With `reuse`, a teacher already in `teacher_dir` that was trained on these labels with this
+    config (its metrics hold the same key) is loaded instead. An ensemble (`config.ensemble` > 1)
+    is its members, each the one teacher its seed (`seed`, `seed`+1, ...) trains, in
+    `member_dirs` (default `teacher_dir/member-<k>`) and reused the same way.
     With a `tf.distribute` `strategy` the teacher trains on its replicas; the reloaded
     teacher that labels dev runs on one device (Keras' `predict_on_batch` under a
     multi-replica strategy would run the whole batch on every replica).
     """
+    key = _teacher_key(splits, config, seed)
+    metrics_path = os.path.join(teacher_dir, METRICS_FILE)
+    if reuse and os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == key:
+        print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
+        return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
     if config.ensemble > 1:
-        return train_ensemble(splits, teacher_dir, config, seed, strategy, reuse=False)
+        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs)
+    return _fine_tune_teacher(splits, teacher_dir, config, seed, strategy)
+
+
+def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy):
     start = time.time()
     print(f"[teacher] fine-tuning {config.handle} on {len(splits.labelled_texts)} labels", flush=True)
     import keras
 
-    texts, labels, validation = _teacher_rows(splits, config.validation_fraction, seed)
+    texts, labels = splits.labelled_texts, splits.labelled_labels
     keras.utils.set_random_seed(seed)  # before build: the classification head's initial weights too
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length, pooling=config.pooling)
-        if config.contrastive_pairs:
-            print(f"[teacher] contrastive stage: {config.contrastive_pairs} pairs per labelled text", flush=True)
-            contrastive.fine_tune_encoder(model, texts, labels, config.contrastive_pairs, seed=seed)
+        model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length)
         teacher_lib.fine_tune(
             model, texts, labels, epochs=config.epochs_for(len(texts)),
             batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,
-            backup_dir=os.path.join(teacher_dir, BACKUP_DIR), validation=validation,
+            backup_dir=os.path.join(teacher_dir, BACKUP_DIR),
         )
-    stopping = _early_stopping_metrics(model.history.history, validation)
     teacher_lib.save(model, teacher_dir)
     model = teacher_lib.load(teacher_dir)
     dev_logits = teacher_lib.logits(model, splits.dev_texts, cache_dir=teacher_dir, verbose=False)
@@ -80,7 +89,6 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
         "truncated_texts": teacher_lib.truncated_texts(model, splits.labelled_texts),
         "empty_texts_dropped": splits.empty_texts_dropped,
         "seconds": round(time.time() - start, 1),
-        **stopping,
         **_config_dict(config, "teacher_"),
         # Whichever command trained it, a later run with the same labels and config reuses it.
         "run_key": _teacher_key(splits, config, seed),
@@ -90,30 +98,9 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None):
     return model, metrics
 
 
-def train_or_reuse_teacher(splits, teacher_dir, config, seed=0, member_dirs=None):
-    """The teacher of `teacher_dir` if it was trained on these labels with this config, else a new one.
-
-    An ensemble (`config.ensemble` > 1) reuses each member the same way; `member_dirs`
-    says where they live (`train_ensemble`).
-    """
-    key = _teacher_key(splits, config, seed)
-    metrics_path = os.path.join(teacher_dir, METRICS_FILE)
-    if os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == key:
-        print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
-        return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
-    if config.ensemble > 1:
-        return train_ensemble(splits, teacher_dir, config, seed, member_dirs=member_dirs)
-    return train_teacher(splits, teacher_dir, config, seed)
-
-
-def train_ensemble(splits, teacher_dir, config, seed=0, strategy=None, member_dirs=None, reuse=True):
-    """`config.ensemble` teachers fine-tuned on the same labels with seeds `seed`, `seed`+1, ..., saved
-    as one ensemble in `teacher_dir` (`teacher.load` gives a `TeacherEnsemble`).
-
-    Member k lives in `member_dirs[k]`, by default `teacher_dir/member-k`; a member is the
-    single teacher its seed would train, so one already trained there is reused (`reuse`).
-    Its metrics give the ensemble's dev accuracy beside each member's.
-    """
+def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs):
+    """`config.ensemble` teachers saved as one ensemble in `teacher_dir` (`teacher.load` gives a
+    `TeacherEnsemble`); its metrics give the ensemble's dev accuracy beside each member's."""
     start = time.time()
     single = dataclasses.replace(config, ensemble=1)
     member_dirs = member_dirs or [os.path.join(teacher_dir, f"member-{k}") for k in range(config.ensemble)]
@@ -122,10 +109,7 @@ def train_ensemble(splits, teacher_dir, config, seed=0, strategy=None, member_di
     members, member_metrics = [], []
     for k, member_dir in enumerate(member_dirs):
         print(f"[teacher] ensemble member {k + 1} of {config.ensemble} (seed {seed + k}) -> {member_dir}", flush=True)
-        if reuse:
-            member, result = train_or_reuse_teacher(splits, member_dir, single, seed + k)
-        else:
-            member, result = train_teacher(splits, member_dir, single, seed + k, strategy)
+        member, result = train_teacher(splits, member_dir, single, seed + k, strategy, reuse)
         members.append(member)
         member_metrics.append(result)
     teacher_lib.save_ensemble(member_dirs, teacher_dir)
@@ -147,47 +131,8 @@ def train_ensemble(splits, teacher_dir, config, seed=0, strategy=None, member_di
     return ensemble, metrics
 
 
-def _teacher_rows(splits, validation_fraction, seed):
-    """The labelled rows the teacher trains on, and the stratified slice held out to stop it (or None)."""
-    texts, labels = splits.labelled_texts, splits.labelled_labels
-    if not validation_fraction:
-        return texts, labels, None
-    held = max(int(round(len(labels) * validation_fraction)), splits.num_classes)
-    if not 0 < validation_fraction < 1 or held > len(labels) - splits.num_classes:
-        raise KdistillError(
-            f"--teacher_validation_fraction={validation_fraction}: cannot hold out {held} of {len(labels)} labels and "
-            f"train on the rest ({splits.num_classes} classes); use a fraction in (0, 1) that leaves each class a row"
-        )
-    held_out, kept = data.stratified_split(labels, held, seed, source="teacher validation")
-    return texts[kept], labels[kept], (texts[held_out], labels[held_out])
-
-
-def _early_stopping_metrics(history, validation):
-    if validation is None:
-        return {}
-    scores = history["val_sparse_categorical_accuracy"]
-    return {
-        "teacher_validation_rows": len(validation[1]),
-        "teacher_epochs_run": len(scores),
-        "teacher_best_epoch": int(np.argmax(scores)) + 1,
-        "teacher_validation_acc": float(max(scores)),
-    }
-
-
-def cache_fields(config):
-    """`config`'s fields as cache keys use them (see `TeacherConfig.KEY_OMITS`)."""
-    fields = dataclasses.asdict(config)
-    for name, value in getattr(config, "KEY_OMITS", {}).items():
-        if fields[name] == value:
-            del fields[name]
-    return fields
-
-
 def _teacher_key(splits, config, seed):
-    digest = hashlib.sha256(repr((cache_fields(config), seed, splits.class_names)).encode())
-    for text, label in zip(splits.labelled_texts, splits.labelled_labels):
-        digest.update(f"{label}\t{text}\0".encode("utf-8"))
-    return digest.hexdigest()[:32]
+    return keys.of(config, seed, splits.class_names, splits.labelled_texts, np.asarray(splits.labelled_labels, np.int64))
 
 
 def load_teacher(teacher_dir, splits):
@@ -204,30 +149,24 @@ def _check_classes(path, what, num_classes, splits):
         )
 
 
-def label(teacher, teacher_dir, splits, vectors=False):
-    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached.
-
-    With `vectors`, also the teacher's sentence vectors of the labelled and unlabelled
-    texts (`"labelled_vectors"`, `"unlabelled_vectors"`), from the same pass.
-    """
+def label(teacher, teacher_dir, splits):
+    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached."""
     print(f"[label] teacher logits for {len(splits.unlabelled_texts)} unlabelled texts", flush=True)
-    targets = {"dev": teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False)}
-    for name, texts, verbose in (("labelled", splits.labelled_texts, False), ("unlabelled", splits.unlabelled_texts, True)):
-        out = teacher_lib.outputs(teacher, texts, cache_dir=teacher_dir, verbose=verbose, vectors=vectors)
-        targets[name] = out["logits"]
-        if vectors:
-            targets[f"{name}_vectors"] = out["vectors"]
-    return targets
+    return {
+        "dev": teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False),
+        "labelled": teacher_lib.logits(teacher, splits.labelled_texts, cache_dir=teacher_dir, verbose=False),
+        "unlabelled": teacher_lib.logits(teacher, splits.unlabelled_texts, cache_dir=teacher_dir),
+    }
 
 
 def transfer_targets(teacher, teacher_dir, splits, distill_config):
     """`label`'s targets for `distill_config` over the transfer set it asks for.
 
     The pool is cut to `transfer_pool` texts (a seeded sample), then enlarged by
-    perturbed copies up to `augment_to` (`augment_transfer_set`); sentence vectors come
-    along when `vector_weight` is on. Returns the transfer splits and their targets.
+    perturbed copies up to `augment_to` (`augment_transfer_set`). Returns the transfer
+    splits and their targets.
     """
-    targets = label(teacher, teacher_dir, splits, vectors=bool(distill_config.vector_weight))
+    targets = label(teacher, teacher_dir, splits)
     splits, targets = _cut_pool(splits, targets, distill_config.transfer_pool, distill_config.seed)
     return augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config)
 
@@ -237,7 +176,7 @@ def _cut_pool(splits, targets, size, seed):
         return splits, targets
     rows = np.sort(np.random.default_rng(seed).choice(len(splits.unlabelled_texts), size, replace=False))
     print(f"[data] distilling from {size:,} of the {len(splits.unlabelled_texts):,} unlabelled texts", flush=True)
-    cut = {name: value[rows] if name in ("unlabelled", "unlabelled_vectors") else value for name, value in targets.items()}
+    cut = dict(targets, unlabelled=targets["unlabelled"][rows])
     return dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[rows]), cut
 
 
@@ -249,18 +188,13 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
     """
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     copies = -(-distill_config.augment_to // max(len(texts), 1)) - 1
-    extra = augment.augment_texts(texts, copies, seed=distill_config.seed,
-                                  same_pos=distill_config.augment_replacement == "part_of_speech",
-                                  by_length=distill_config.augment_sources == "by_length")
+    extra = augment.augment_texts(texts, copies, seed=distill_config.seed)
     if not extra:
         return splits, targets
     print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)
-    vectors = "unlabelled_vectors" in targets
-    extra_targets = teacher_lib.outputs(teacher, extra, cache_dir=teacher_dir, vectors=vectors)
+    extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir)
     unlabelled = np.concatenate([splits.unlabelled_texts, np.asarray(extra, dtype=object)])
-    grown = dict(targets, unlabelled=np.concatenate([targets["unlabelled"], extra_targets["logits"]]))
-    if vectors:
-        grown["unlabelled_vectors"] = np.concatenate([targets["unlabelled_vectors"], extra_targets["vectors"]])
+    grown = dict(targets, unlabelled=np.concatenate([targets["unlabelled"], extra_logits]))
     return dataclasses.replace(splits, unlabelled_texts=unlabelled), grown
 
 
@@ -275,7 +209,6 @@ def distill_student(teacher, targets, splits, student_dir, student_config, disti
     training.distill(
         teacher, student, splits, targets["unlabelled"], targets["labelled"], distill_config,
         backup_dir=os.path.join(student_dir, BACKUP_DIR),
-        unlabelled_vectors=targets.get("unlabelled_vectors"), labelled_vectors=targets.get("labelled_vectors"),
     )
     transfer_texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     return _finish_student(
@@ -397,12 +330,12 @@ def run_all(
     (`student_<mode>_mediapipe.tflite`, for MediaPipe Tasks' TextClassifier as it is) and
     the text-in one (`student_<mode>.tflite`, for runtimes with TF Text's ops).
     """
-    from export import tflite  # export builds on kdistill, not the other way round
+    from kdistill.export import tflite  # export builds on kdistill, not the other way round
 
     start = time.time()
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled)
     teacher_dir = os.path.join(out_dir, "teacher")
-    teacher, teacher_metrics = train_or_reuse_teacher(splits, teacher_dir, teacher_config, seed)
+    teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
     transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config)
     _, baseline = train_labels_only(
         teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, targets["dev"]

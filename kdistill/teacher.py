@@ -1,7 +1,6 @@
 """The BERT teacher: a keras-hub BERT classifier fine-tuned on the few labels.
 
-Its head classifies from the mean of the token vectors (`teacher_model`), or from
-keras-hub's `[CLS]` pooler with `pooling="cls"`.
+Its head classifies from the mean of the token vectors (`teacher_model`).
 
 The teacher takes raw strings through its own keras-hub preprocessor. Labelling
 a large transfer set is the dominant cost of distillation, so `logits()` runs
@@ -19,26 +18,22 @@ print(logits(teacher, ["what a ride"]))
 """
 
 import contextlib
-import hashlib
 import os
 import warnings
-import weakref
 
 import keras
 import numpy as np
 from absl import logging
 
-from kdistill import checkpoint, io, progress
+from kdistill import checkpoint, io, keys, progress
 from kdistill.errors import KdistillError
-from kdistill.teacher_model import ClsPooledBertClassifier, MeanPooledBertClassifier, TeacherEnsemble, mixture_logits
+from kdistill.teacher_model import MeanPooledBertClassifier, TeacherEnsemble, mixture_logits
 
 OFFLINE_TEACHER = "minilm"
 MODEL_FILE = "teacher.keras"
 # An ensemble's folder holds this instead of a model: its members' folders, relative to it.
 ENSEMBLE_FILE = "ensemble.json"
 LOGITS_DIR = "logits"
-CACHE_DIRS = {"logits": LOGITS_DIR, "vectors": "vectors"}
-CACHE_DTYPES = {"logits": np.float32, "vectors": np.float16}
 # Batch lengths are rounded up to this so the compiled predict function sees few shapes.
 LENGTH_STEP = 8
 
@@ -57,14 +52,11 @@ def resolve_preset(handle):
     return handle
 
 
-def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.1, pooling="mean"):
+def build(handle=OFFLINE_TEACHER, num_classes=2, sequence_length=128, dropout=0.1):
     """A BERT classifier from a keras-hub preset (`bert_base_en_uncased`, `hf://...`) or folder."""
     preset = resolve_preset(handle)
-    classes = {"mean": MeanPooledBertClassifier, "cls": ClsPooledBertClassifier}
-    if pooling not in classes:
-        raise KdistillError(f"teacher pooling {pooling!r}: use one of {sorted(classes)}")
     try:
-        model = classes[pooling].from_preset(
+        model = MeanPooledBertClassifier.from_preset(
             preset, num_classes=num_classes, sequence_length=sequence_length, dropout=dropout
         )
     except (ValueError, OSError, FileNotFoundError) as e:
@@ -98,23 +90,17 @@ def fine_tune(
     callbacks=None,
     verbose="auto",
     backup_dir=None,
-    validation=None,
-    patience=2,
 ):
     """Fine-tunes every weight of `teacher` on the labelled texts, length-bucketed.
 
-    With `validation` (texts, labels held out of `texts`) the held-out rows are scored
-    after every epoch; training stops once their accuracy has not improved for `patience`
-    epochs, and the teacher keeps the weights of its best epoch (`teacher.history` has the
-    scores). With `backup_dir` the training state is saved there after every epoch, and the
-    same call after an interruption continues from the last finished epoch (the early-stopping
-    record starts again from there).
+    With `backup_dir` the training state is saved there after every epoch, and the same
+    call after an interruption continues from the last finished epoch.
     """
     labels = np.asarray(labels, dtype=np.int32)
     callbacks = list(callbacks or [])
     if backup_dir:
         hyperparameters = (epochs, batch_size, learning_rate, warmup_fraction, seed)
-        key = checkpoint.run_key(fingerprint(teacher, texts), labels, hyperparameters)
+        key = keys.of(fingerprint(teacher, texts), labels, hyperparameters)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, name="teacher fine-tuning"))
     features = tokenize(teacher, texts)
     steps_per_epoch = int(np.ceil(len(labels) / batch_size))
@@ -132,24 +118,11 @@ def fine_tune(
         signature=batch_signature(with_labels=True),
         num_batches=steps_per_epoch,
     )
-    validation_data = None
-    if validation is not None:
-        held_out = tokenize(teacher, validation[0])
-        held_out_labels = np.asarray(validation[1], dtype=np.int32)
-        validation_data = io.epoch_dataset(
-            # Any fixed order: only the score over all held-out rows counts.
-            lambda: _bucketed_batches(held_out, batch_size, np.random.default_rng(0), labels=held_out_labels),
-            signature=batch_signature(with_labels=True),
-            num_batches=int(np.ceil(len(held_out_labels) / batch_size)),
-        )
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_sparse_categorical_accuracy", mode="max", patience=patience, restore_best_weights=True
-        ))
     with preprocessed(teacher), warnings.catch_warnings():
         # A mean-pooled head leaves the backbone's [CLS] pooler out of the loss, and Keras says so every step.
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooled_dense")
-        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, validation_data=validation_data,
-                    verbose=progress.keras_verbose(verbose), shuffle=False)  # the dataset shuffles itself
+        teacher.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
+                    shuffle=False)  # the dataset shuffles itself
     # The teacher is frozen from here on; its AdamW moments would triple the saved file.
     teacher.optimizer = None
     teacher.compiled = False
@@ -204,113 +177,32 @@ def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
     """Teacher logits for `texts`, computed once per (weights, preprocessing, texts).
 
     A cached file that cannot be read, has the wrong shape or holds NaN or
-    infinite values is recomputed, with a warning.
-    """
-    return outputs(teacher, texts, cache_dir, batch_size, verbose)["logits"]
-
-
-def sentence_vectors(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
-    """The teacher's sentence vector of each text: the masked mean of its last token vectors.
-
-    That mean is what MiniLM-L6 was trained to produce and what the mean-pooled head
-    classifies from (`teacher_model`); it carries far more of the teacher than its
-    logits. Cached like the logits (as float16: 384 numbers per text add up).
-    """
-    return outputs(teacher, texts, cache_dir, batch_size, verbose, vectors=True)["vectors"]
-
-
-def outputs(teacher, texts, cache_dir=None, batch_size=64, verbose=True, vectors=False):
-    """`{"logits"}` (and `"vectors"` when asked) for `texts`, from one length-bucketed pass.
-
-    A mean-pooled teacher caches its sentence vectors whenever it runs, so asking for
-    them later costs no second pass over a large transfer set.
+    infinite values is recomputed, with a warning. An ensemble caches each
+    member's logits in the member's own folder and answers with their mixture.
     """
     texts = [str(t) for t in texts]
     if isinstance(teacher, TeacherEnsemble):
-        return _ensemble_outputs(teacher, texts, batch_size, verbose, vectors)
-    has_vectors = isinstance(teacher, MeanPooledBertClassifier)
-    if vectors and not has_vectors:
-        raise KdistillError(
-            "sentence-vector distillation needs the mean-pooled teacher (--teacher_pooling=mean); "
-            "this teacher classifies from [CLS]"
-        )
-    shapes = {"logits": (len(texts), teacher.num_classes)}
-    if has_vectors:
-        shapes["vectors"] = (len(texts), teacher.backbone.hidden_dim)
-    wanted = ("logits", "vectors") if vectors else ("logits",)
+        members = [logits(member, texts, member_dir, batch_size, verbose)
+                   for member, member_dir in zip(teacher.members, teacher.cache_dirs)]
+        return keras.ops.convert_to_numpy(mixture_logits(np.stack(members)))
+    shape = (len(texts), teacher.num_classes)
     if not texts:
-        return {name: np.zeros(shapes[name], np.float32) for name in wanted}
-    paths = {}
+        return np.zeros(shape, np.float32)
+    path = None
     if cache_dir:
-        key = fingerprint(teacher, texts)
-        paths = {name: os.path.join(cache_dir, CACHE_DIRS[name], key + ".npy") for name in shapes}
-        cached = {name: _read_cache(paths[name], shapes[name], name) for name in wanted}
-        if all(value is not None for value in cached.values()):
+        path = os.path.join(cache_dir, LOGITS_DIR, fingerprint(teacher, texts) + ".npy")
+        cached = _read_cache(path, shape)
+        if cached is not None:
             return cached
-    # The vectors ride along whenever they will be kept, in the cache or in the answer;
-    # otherwise (timing runs, uncached calls) the teacher runs as it is.
-    collect = has_vectors and (vectors or bool(cache_dir))
-    if not collect:
-        shapes = {"logits": shapes["logits"]}
-        paths = {name: path for name, path in paths.items() if name in shapes}
-    network = _with_vectors(teacher) if collect else teacher
-    widths = {name: shape[1] for name, shape in shapes.items()}
-    out = run_batches(teacher, texts, network.predict_on_batch, widths, batch_size,
+    out = run_batches(teacher, texts, teacher.predict_on_batch, {"logits": shape[1]}, batch_size,
                       bar=progress.bar(len(texts), unit_name="text") if verbose else None, source=cache_dir)
-    for name, path in paths.items():
-        io.atomic_save_npy(out[name].astype(CACHE_DTYPES[name]), path)
-    return {name: out[name] for name in wanted}
+    if path:
+        io.atomic_save_npy(out["logits"], path)
+    return out["logits"]
 
 
-def token_vectors(teacher, token_ids, batch_size=1024):
-    """The teacher's sentence vector of each piece of `token_ids` read on its own, `[CLS] piece [SEP]`.
-
-    Model2Vec's static embeddings (Tulkens and van Dongen, 2024): what the fine-tuned encoder
-    makes of a piece, where its input embedding is only where the encoder starts. An ensemble
-    averages its members'. Example: `token_vectors(teacher, [2204, 2919])` (good, bad) gives
-    two rows of 384 numbers that the teacher's head separates.
-    """
-    members = teacher.members if isinstance(teacher, TeacherEnsemble) else [teacher]
-    tokenizer = teacher.preprocessor.tokenizer
-    pieces = np.asarray(token_ids, np.int32)
-    ids = np.stack([np.full_like(pieces, tokenizer.cls_token_id), pieces, np.full_like(pieces, tokenizer.sep_token_id)],
-                   axis=1)
-    vectors = np.zeros((len(pieces), teacher.backbone.hidden_dim), np.float32)
-    for member in members:
-        for start in range(0, len(ids), batch_size):
-            batch = ids[start : start + batch_size]
-            # Three real tokens: the masked mean the teacher pools with is the plain mean.
-            sequence = member.backbone({"token_ids": batch, "padding_mask": np.ones_like(batch),
-                                        "segment_ids": np.zeros_like(batch)})["sequence_output"]
-            vectors[start : start + len(batch)] += keras.ops.convert_to_numpy(keras.ops.mean(sequence, axis=1))
-    return vectors / len(members)
-
-
-def _ensemble_outputs(ensemble, texts, batch_size, verbose, vectors):
-    """Each member's outputs, cached in the member's own folder, combined: logits as a mixture, vectors averaged."""
-    members = [outputs(member, texts, cache_dir, batch_size, verbose, vectors)
-               for member, cache_dir in zip(ensemble.members, ensemble.cache_dirs)]
-    combined = {"logits": keras.ops.convert_to_numpy(mixture_logits(np.stack([m["logits"] for m in members])))}
-    if vectors:
-        combined["vectors"] = np.mean([m["vectors"] for m in members], axis=0)
-    return combined
-
-
-def _with_vectors(teacher):
-    """The teacher's network with its pooled sentence vector as a second output (same weights).
-
-    Kept per teacher, so its compiled predict function is reused across calls like the teacher's own.
-    """
-    if teacher not in _WITH_VECTORS:
-        _WITH_VECTORS[teacher] = keras.Model(teacher.inputs, [teacher.outputs[0], teacher.mean_pooling.output])
-    return _WITH_VECTORS[teacher]
-
-
-_WITH_VECTORS = weakref.WeakKeyDictionary()
-
-
-def _read_cache(path, shape, what="logits"):
-    """The cached outputs at `path` if they are sound, else None (a warning says why they are not used)."""
+def _read_cache(path, shape):
+    """The cached logits at `path` if they are sound, else None (a warning says why they are not used)."""
     if not os.path.exists(path):
         return None
     try:
@@ -324,7 +216,7 @@ def _read_cache(path, shape, what="logits"):
             problem = "hold NaN or infinite values"
         else:
             return cached.astype(np.float32, copy=False)
-    logging.warning("%s: cached teacher %s %s; recomputing them", path, what, problem)
+    logging.warning("%s: cached teacher logits %s; recomputing them", path, problem)
     return None
 
 
@@ -342,20 +234,18 @@ def truncated_texts(teacher, texts):
 
 def fingerprint(teacher, texts):
     """A key for cached logits: changes with any weight, the preprocessing or any text."""
-    digest = hashlib.sha256()
+    digest = keys.Digest()
     for weight in teacher.weights:
-        digest.update(np.ascontiguousarray(keras.ops.convert_to_numpy(weight)).tobytes())
+        digest.update(keras.ops.convert_to_numpy(weight))
     preprocessor = teacher.preprocessor
     tokenizer = preprocessor.tokenizer
-    digest.update(repr((preprocessor.sequence_length, type(tokenizer).__name__)).encode())
     # Not the layer's name: Keras numbers it per process ("bert_tokenizer_1"), which says nothing
     # about the preprocessing. The config names a vocabulary file, so hash the vocabulary itself.
     config = {k: v for k, v in tokenizer.get_config().items() if k != "name"}
-    digest.update(repr(sorted(config.items())).encode())
-    digest.update("\0".join(tokenizer.get_vocabulary()).encode("utf-8"))
-    for text in texts:
-        digest.update(text.encode("utf-8") + b"\0")
-    return digest.hexdigest()[:32]
+    digest.update((preprocessor.sequence_length, type(tokenizer).__name__, sorted(config.items())))
+    digest.update(tokenizer.get_vocabulary())
+    digest.update(texts)
+    return digest.hexdigest()
 
 
 def run_batches(teacher, texts, forward, widths, batch_size=64, bar=None, source=None):

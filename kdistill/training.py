@@ -15,14 +15,12 @@ distill(teacher_model, student, splits, teacher_logits=..., labelled_logits=...)
 ```
 """
 
-import dataclasses
 
 import keras
 import numpy as np
 
-from kdistill import checkpoint, io, progress
+from kdistill import checkpoint, io, keys, progress
 from kdistill import student as student_lib
-from kdistill import teacher as teacher_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
 from kdistill.errors import KdistillError
@@ -55,31 +53,19 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
             **config.network_kwargs()
         )
     rows = np.asarray(kept_ids if kept_ids is not None else range(len(vocabulary)))
-    if config.init_embeddings == "teacher_outputs":  # only the kept pieces run, in embedding-row order
-        embeddings, rows = teacher_lib.token_vectors(teacher, rows), np.arange(len(rows))
-    else:
-        embeddings = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
-    init_embeddings(student.classifier, embeddings, rows, config, seed)
+    embeddings = keras.ops.convert_to_numpy(teacher.backbone.token_embedding.embeddings)
+    # A PCA of the teacher's input embeddings gives rare pieces, which the transfer set barely trains,
+    # sensible neighbours from the first step (random ones measured -1.20 points, docs/IDEAS.md).
+    student.set_embeddings(student_lib.projected_embeddings(embeddings, rows, config.embedding_dim, seed))
     return student
 
 
-def init_embeddings(network, teacher_embeddings, kept_ids, config, seed=0):
-    """Starts `network`'s embeddings from a PCA of `teacher_embeddings`' rows `kept_ids` (the teacher's input
-    embeddings or `teacher.token_vectors`), unless `config` asks for random ones."""
-    if config.init_embeddings != "random":
-        matrix = student_lib.projected_embeddings(teacher_embeddings, kept_ids, config.embedding_dim, seed)
-        network.get_layer("token_embedding").set_weights([matrix])
-
-
-def transfer_dataset(texts, teacher_logits, labels, batch_size, order, teacher_vectors=None):
-    """(`{"text", "teacher_logits"[, "teacher_vectors"]}`, label or -1) batches in the order `order` (an
-    `io.EpochOrder`) gives."""
+def transfer_dataset(texts, teacher_logits, labels, batch_size, order):
+    """(`{"text", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives."""
     import tensorflow as tf
 
     features = {"text": np.asarray([str(t) for t in texts], dtype=object),
                 "teacher_logits": np.asarray(teacher_logits, np.float32)}
-    if teacher_vectors is not None:
-        features["teacher_vectors"] = np.asarray(teacher_vectors)
     labels = np.asarray(labels, np.int32)
 
     def batches():
@@ -96,25 +82,16 @@ def transfer_dataset(texts, teacher_logits, labels, batch_size, order, teacher_v
     return io.epoch_dataset(batches, signature, num_batches=-(-len(labels) // batch_size))
 
 
-def new_distiller(teacher, student, config, num_rows, vector_dim=None, steps_per_execution=1):
+def new_distiller(teacher, student, config, num_rows, steps_per_execution=1):
     """The `Distiller` of `config`, compiled for `num_rows` transfer rows: every recipe (the pipeline, the
     streamed shards, the sweep) trains through this one."""
     keras.utils.set_random_seed(config.seed)
     distiller = Distiller(teacher, student)
-    schedule = _cosine(config, num_rows)
-    # fit() writes the moving average into the weights when it ends.
-    averaging = dict(use_ema=True, ema_momentum=config.ema_momentum) if config.ema_momentum else {}
-    optimizer = (keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **averaging) if config.weight_decay
-                 else keras.optimizers.Adam(schedule, **averaging))
     distiller.compile(
-        optimizer=optimizer,
+        optimizer=keras.optimizers.Adam(_cosine(config, num_rows)),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="labelled_accuracy")],
         alpha=config.alpha,
         temperature=config.temperature,
-        distillation_loss=config.distillation_loss,
-        vector_weight=config.vector_weight,
-        vector_dim=vector_dim,
-        mixup_weight=config.mixup_weight,
         steps_per_execution=steps_per_execution,
     )
     return distiller
@@ -122,36 +99,29 @@ def new_distiller(teacher, student, config, num_rows, vector_dim=None, steps_per
 
 def distill(
     teacher, student, splits, unlabelled_logits, labelled_logits, config, callbacks=None, verbose="auto",
-    backup_dir=None, unlabelled_vectors=None, labelled_vectors=None,
+    backup_dir=None,
 ):
     """Trains `student` on the transfer set (labelled + unlabelled texts) against the teacher.
 
-    The sentence vectors are needed when `config.vector_weight` is on. With `backup_dir`
-    the student and optimizer state are saved there after every epoch, and the same call
-    after an interruption continues from the last finished epoch.
+    With `backup_dir` the student and optimizer state are saved there after every epoch, and
+    the same call after an interruption continues from the last finished epoch.
     """
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     logits = np.concatenate([labelled_logits, unlabelled_logits]).astype(np.float32)
     labels = np.concatenate(
         [splits.labelled_labels, np.full(len(splits.unlabelled_texts), -1, np.int32)]
     )
-    vectors = None
-    if config.vector_weight:
-        if unlabelled_vectors is None or labelled_vectors is None:
-            raise ValueError("vector_weight > 0 needs the teacher's sentence vectors of the transfer texts")
-        vectors = np.concatenate([labelled_vectors, unlabelled_vectors])
     callbacks = list(callbacks or [])
     if backup_dir:
         starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
-        extra = () if vectors is None else (vectors,)
-        key = checkpoint.run_key(repr(dataclasses.asdict(config)), texts, labels, logits, *extra, *starting_weights)
+        key = keys.of(config, texts, labels, logits, *starting_weights)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
     distiller = new_distiller(teacher, student, config, len(texts))
     order = io.EpochOrder(config.seed)
     callbacks.insert(0, order)
-    dataset = with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order, vectors), student)
+    dataset = with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order), student)
     history = distiller.fit(
-        dataset, epochs=config.epochs_for(len(texts)), callbacks=callbacks, verbose=progress.keras_verbose(verbose),
+        dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
         shuffle=False,  # the dataset shuffles itself, seeded by its EpochOrder
     )
     if config.fine_tune_epochs:
@@ -209,7 +179,7 @@ def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
 
 
 def _cosine(config, num_rows):
-    steps = int(np.ceil(num_rows / config.batch_size)) * config.epochs_for(num_rows)
+    steps = int(np.ceil(num_rows / config.batch_size)) * config.epochs
     return keras.optimizers.schedules.CosineDecay(config.learning_rate, decay_steps=max(steps, 1))
 
 
@@ -266,11 +236,11 @@ def distill_shards(
     callbacks = list(callbacks or [])
     if backup_dir:
         starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
-        key = checkpoint.run_key(repr(dataclasses.asdict(config)), shards.key, *labelled, *starting_weights)
+        key = keys.of(config, shards.key, *labelled, *starting_weights)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
-    if config.vector_weight or config.fine_tune_epochs or config.transfer_pool:
-        raise KdistillError("vector_weight, fine_tune_epochs and transfer_pool are not supported with streamed "
-                            "shards yet; set them to 0")
+    if config.fine_tune_epochs or config.transfer_pool:
+        raise KdistillError("fine_tune_epochs and transfer_pool are not supported with streamed shards yet; "
+                            "set them to 0")
     order = io.EpochOrder(config.seed)
     callbacks.insert(0, order)
     # TPUs compile for one batch shape; elsewhere the last, partial batch is kept.
@@ -293,6 +263,6 @@ def distill_shards(
             # One machine: Keras splits each global batch over the replicas.
             dataset = make_dataset()
         return distiller.fit(
-            dataset, epochs=config.epochs_for(num_rows), callbacks=callbacks, verbose=progress.keras_verbose(verbose),
+            dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
             shuffle=False,  # the shards are read in their own seeded order
         )

@@ -59,8 +59,8 @@ def _library_path(venv):
 def compare(model_paths, dataset, venv):
     import numpy as np
 
-    from export import runtime
     from kdistill import data
+    from kdistill.export import runtime
 
     texts = list(data.load(dataset, num_labels=len(runtime.MediaPipeClassifier(model_paths[0]).class_names),
                                seed=0, max_unlabelled=0).dev_texts)

@@ -19,8 +19,9 @@ from absl import flags
 from kdistill import cli
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# The packages whose modules define binary flags; their flags are dropped between runs.
-BINARY_PACKAGES = ("apps.", "export.")
+# The packages whose modules define binary flags; their flags are dropped between runs. In the checkout the
+# binaries run as `python -m apps.demo`; installed (and imported in process) they are kdistill.apps.demo.
+BINARY_PACKAGES = ("apps.", "export.", "kdistill.apps.", "kdistill.export.")
 
 
 @dataclasses.dataclass
@@ -42,7 +43,7 @@ def run_app(module, *args, stdin=None, check=True):
 
 def define_flags(module):
     """Only `module`'s flags (and absl's) defined and at their defaults; returns the binary's module."""
-    binary = importlib.import_module(module)
+    binary = importlib.import_module(installed_name(module))
     registry = flags.FLAGS
     defined_by_binaries = {flag.name for defining_module, defined in registry.flags_by_module_dict().items()
                            if defining_module.startswith(BINARY_PACKAGES) for flag in defined}
@@ -51,6 +52,11 @@ def define_flags(module):
     binary.define_flags()
     registry.unparse_flags()
     return binary
+
+
+def installed_name(module):
+    """The name `module` (`apps.demo`, as run from the checkout) has installed: one copy of each module in process."""
+    return f"kdistill.{module}" if module.startswith(("apps.", "export.")) else module
 
 
 def run_in_process(module, *args, stdin=None, check=True):

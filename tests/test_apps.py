@@ -13,8 +13,8 @@ import pytest
 
 from absl import flags
 
-from apps import common
 from kdistill import ablations, config, data, io, teacher as teacher_lib
+from kdistill.apps import common
 from tests.binaries import define_flags, one_line_error, run_app, run_in_process
 from tests.conftest import (
     SMALL_DEV_ROWS, SMALL_LABELS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_STUDENT, SMALL_TEACHER, SMALL_UNLABELLED, SST2,
@@ -144,3 +144,24 @@ def test_an_ensemble_teacher_trains_member_by_member_and_distils_as_one(small_ss
     student = io.load_model(str(tmp_path / "student" / "student.keras"), "student")
     same = np.argmax(student.predict_texts(dev.dev_texts), -1) == np.argmax(logits, -1)
     assert read(tmp_path / "student" / "metrics.json")["agreement_with_teacher"] == pytest.approx(float(np.mean(same)))
+
+
+@pytest.mark.parametrize("module", ["apps.demo", "apps.train_teacher", "apps.distill", "apps.label", "apps.evaluate",
+                                    "apps.predict", "apps.benchmark", "export.tflite"])
+def test_help_lists_every_flag_the_binary_defines(module, monkeypatch):
+    """absl's --help shows the main module's flags; most are defined in apps/common.py and must show too."""
+    from kdistill import cli
+
+    binary = define_flags(module)
+    registry = flags.FLAGS
+    ours = [flag.name for defining, defined in registry.flags_by_module_dict().items()
+            if defining.startswith(("kdistill", "apps", "export")) for flag in defined]
+    for name in set(ours):  # as a fresh process has them: not defined yet
+        delattr(registry, name)
+    monkeypatch.setattr("sys.argv", [f"/venv/bin/kdistill-{module}"])
+    cli.define_flags_of_main(binary.define_flags)
+    shown = registry.main_module_help()
+    missing = [name for name in ours if f"--{name}:" not in shown and f"--[no]{name}:" not in shown]
+    assert ours and not missing, missing
+    if module == "apps.demo":
+        assert all(f"--{name}" in shown for name in ("num_labels", "teacher_ensemble", "augment_to", "kernel_sizes"))

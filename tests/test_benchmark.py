@@ -190,8 +190,8 @@ def test_ablation_overrides_change_one_field():
     configs = ablations.override(TINY, {"alpha": 0.5, "vocabulary_size": 0})
     assert (configs.distill.alpha, configs.student.vocabulary_size) == (0.5, 0)
     assert configs.distill.epochs == TINY.distill.epochs and configs.teacher == TINY.teacher
-    configs = ablations.override(TINY, {"teacher_pooling": "cls"})
-    assert configs.teacher.pooling == "cls" and configs.student == TINY.student
+    configs = ablations.override(TINY, {"teacher_ensemble": 3})
+    assert configs.teacher.ensemble == 3 and configs.student == TINY.student
     with pytest.raises(ValueError, match="unknown config fields"):
         ablations.override(TINY, {"alpah": 0.5})
     for overrides in ablations.ABLATIONS.values():
@@ -223,19 +223,19 @@ def test_gap_against_the_pool_size_is_tabled_and_plotted(tmp_path):
     rows = [_row("sst2", 1000, seed, 0.82, 0.70, acc) for seed, acc in ((0, 0.79), (1, 0.80))]
     ablations = [dict(_row("sst2", 1000, seed, 0.82, 0.70, acc), variant=variant)
                  for variant, seed, acc in (("pool_3k", 0, 0.74), ("pool_3k", 1, 0.76), ("pool_30k", 0, 0.78),
-                                            ("pool_30k", 1, 0.78), ("pool_3k_sentence_vectors", 0, 0.77),
-                                            ("pool_3k_sentence_vectors", 1, 0.77), ("sentence_vectors", 0, 0.81),
-                                            ("sentence_vectors", 1, 0.81), ("temperature_4", 0, 0.5))]
+                                            ("pool_30k", 1, 0.78), ("pool_3k_augment_60k", 0, 0.77),
+                                            ("pool_3k_augment_60k", 1, 0.77), ("augment_134k", 0, 0.81),
+                                            ("augment_134k", 1, 0.81), ("temperature_4", 0, 0.5))]
     results = {"quality": rows, "ablations": ablations, "ablation_defaults": rows}
     table = benchmark_report.pool_table(results)
-    assert set(table) == {("sst2", "default"), ("sst2", "vector_weight=1.0")}  # temperature_4 cuts no pool
+    assert set(table) == {("sst2", "default"), ("sst2", "augment_to=60000")}  # temperature_4 cuts no pool
     assert [(r["pool"], round(100 * r["student_acc"], 2)) for r in table[("sst2", "default")]] == [
         (3000, 75.0), (5000, 79.5), (30000, 78.0)]
-    assert [r["pool"] for r in table[("sst2", "vector_weight=1.0")]] == [3000, 5000]
+    assert [r["pool"] for r in table[("sst2", "augment_to=60000")]] == [3000]
     benchmark_report.write_results(results, str(tmp_path), "python -m apps.benchmark")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| sst2 | default | 3,000 | 2 | 82.00 | 75.00 | 7.00 | +5.00 |" in text
-    assert "| sst2 | vector_weight=1.0 | 5,000 | 2 | 82.00 | 81.00 | 1.00 | +11.00 |" in text
+    assert "| sst2 | augment_to=60000 | 3,000 | 2 | 82.00 | 77.00 | 5.00 | +7.00 |" in text
     assert (tmp_path / "pool_gap.png").stat().st_size > 0
 
 

@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 from absl import flags
 
-from apps import common
 from kdistill import config, distiller
+from kdistill.apps import common
 from tests.binaries import define_flags
 
 CONFIGS = (config.TeacherConfig, config.StudentConfig, config.DistillConfig)
@@ -36,17 +36,17 @@ def test_a_binary_without_flags_builds_the_default_configs():
 
 def test_flags_reach_the_configs_with_their_types():
     define_flags("apps.distill")
-    flags.FLAGS(["apps.distill", "--seed=3", "--kernel_sizes=2,3", "--alpha=0.3", "--pooling=max", "--separable",
+    flags.FLAGS(["apps.distill", "--seed=3", "--kernel_sizes=2,3", "--alpha=0.3", "--wordpiece=pruned", "--separable",
                  "--vocabulary_size=5000"])
     student, distill = common.student_config(), common.distill_config()
-    assert student.kernel_sizes == (2, 3) and student.pooling == "max" and student.separable
+    assert student.kernel_sizes == (2, 3) and student.wordpiece == "pruned" and student.separable
     assert student.vocabulary_size == 5000 and distill.alpha == 0.3 and distill.seed == 3
     define_flags("apps.train_teacher")
-    flags.FLAGS(["apps.train_teacher", "--teacher_pooling=cls", "--max_seq_length=64", "--teacher=bert_base_en"])
-    assert common.teacher_config() == config.TeacherConfig(handle="bert_base_en", sequence_length=64, pooling="cls")
+    flags.FLAGS(["apps.train_teacher", "--teacher_ensemble=3", "--max_seq_length=64", "--teacher=bert_base_en"])
+    assert common.teacher_config() == config.TeacherConfig(handle="bert_base_en", sequence_length=64, ensemble=3)
     define_flags("apps.distill")
     with pytest.raises(flags.IllegalFlagValueError):
-        flags.FLAGS(["apps.distill", "--pooling=median"])  # choices come from the config
+        flags.FLAGS(["apps.distill", "--wordpiece=median"])  # choices come from the config
     define_flags("apps.distill")
     with pytest.raises(flags.IllegalFlagValueError):
-        flags.FLAGS(["apps.distill", "--ema_momentum=1.5"])  # so do bounds, checked before any work
+        flags.FLAGS(["apps.distill", "--alpha=1.5"])  # so do bounds, checked before any work

@@ -6,7 +6,7 @@ import pytest
 
 from kdistill import data
 from kdistill.errors import KdistillError
-from tests.conftest import AG_NEWS, SST2
+from tests.conftest import AG_NEWS, SHARED_DATA, SST2
 
 
 def test_sst2_label_scarce_split_is_stratified_and_disjoint():
@@ -123,3 +123,11 @@ def test_unknown_label_names_file_and_row(tmp_path):
 def test_missing_path_is_a_user_error():
     with pytest.raises(KdistillError, match="no such file or folder"):
         data.load("/nonexistent/data", num_labels=10)
+
+
+@pytest.mark.parametrize("task, rows, classes", [("clinc150", 15_000, 150), ("subj", 9_000, 2)])
+def test_tsv_texts_that_start_with_a_quote_mark_stay_one_row_each(task, rows, classes):
+    """A TSV has no quoting: CLINC150's `'what does "dinero" mean'` must not swallow the rows after it."""
+    train = data.read_labelled_file(os.path.join(SHARED_DATA, task, "train.tsv"))
+    assert len(train.texts) == rows and len(set(train.labels)) == classes
+    assert data.load(os.path.join(SHARED_DATA, task), num_labels=1000, seed=0).num_classes == classes

@@ -7,6 +7,7 @@ process started it long ago, so every check runs in fresh processes.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -29,6 +30,14 @@ STUDENT = ["--epochs=3", "--batch_size=64", "--vocabulary_size=3000", "--embeddi
 # and dropout masks (drawn per replica); on 872 dev rows that moves accuracy by about a point.
 ACCURACY_TOLERANCE = 0.025
 MULTI_WORKER_TIMEOUT_S = 170
+# The two workers are held to one process distilling from the same shards with the same flags, not to a
+# fixed figure. A fixed 0.6 was set when this test distilled from 3,000 texts (cf8a608); since b92885f the
+# session's sst2_splits hold 1,500 and its teacher is the small run's, and on that slice the recipe reaches
+# about 0.59 however it runs, so 0.6 failed for want of data, not for the workers. Measured on 2026-12-06
+# (SST-2 dev accuracy, 2 shared CPU cores): seed 0, one process 0.5963, mirrored 0.5952, two workers 0.5883;
+# seeds 1 and 2, one process 0.5539 and 0.5814, two workers 0.5562 and 0.5849; from 3,000 texts, one process
+# 0.7202, two workers 0.7236. The floor asks only that the one process learnt (a constant guess gets 0.509).
+STREAMED_ONE_PROCESS_FLOOR = 0.55
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +76,9 @@ def test_kdistill_models_carry_the_fixes_under_their_registered_names():
     import keras
 
     from kdistill.distiller import Distiller
-    from kdistill.teacher_model import ClsPooledBertClassifier, MeanPooledBertClassifier
+    from kdistill.teacher_model import MeanPooledBertClassifier
 
-    for model in (Distiller, MeanPooledBertClassifier, ClsPooledBertClassifier):
+    for model in (Distiller, MeanPooledBertClassifier):
         assert issubclass(model, distribute.StrategyFitFixes), model
         assert keras.saving.get_registered_name(model) == f"kdistill>{model.__name__}"
 
@@ -98,10 +107,16 @@ def _free_ports(count):
     return ports
 
 
+def _epoch_lines(log):
+    """(steps, loss) of each epoch's line of a `fit` log at verbose 2 ("29/29 - 5s - 183ms/step - ... - loss: 0.63")."""
+    return [(int(m[1]), m[2]) for m in re.finditer(r"^(\d+)/\1 - .*/step - .*\bloss: ([\d.]+)", log, re.MULTILINE)]
+
+
 @pytest.mark.slow
 def test_two_worker_multi_worker_mirrored_distillation_on_loopback(warm_teacher_dir, teacher, sst2_splits,
                                                                   transfer_logits, tmp_path):
-    """Two processes, TF_CONFIG on 127.0.0.1, streaming shards: they finish by themselves, the chief saves."""
+    """Two processes, TF_CONFIG on 127.0.0.1, streaming shards: they finish by themselves, the chief saves, and
+    the student matches one process's from the same shards."""
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(sst2_splits.unlabelled_texts) + "\n")
     # The teacher's logits of these texts are cached already (transfer_logits): look them up.
@@ -110,11 +125,9 @@ def test_two_worker_multi_worker_mirrored_distillation_on_loopback(warm_teacher_
                            predict=lambda texts: np.array([cached[t] for t in texts]))
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     student_dir = tmp_path / "student"
-    command = [
-        sys.executable, "-m", "apps.distill", *SPLIT, f"--teacher_dir={warm_teacher_dir}", f"--out_dir={tmp_path}",
-        f"--student_dir={student_dir}", f"--transfer_shards={tmp_path / 'shards'}", "--strategy=multi_worker",
-        *STUDENT,
-    ]
+    flags = [*SPLIT, f"--teacher_dir={warm_teacher_dir}", f"--out_dir={tmp_path}",
+             f"--transfer_shards={tmp_path / 'shards'}", *STUDENT]
+    command = [sys.executable, "-m", "apps.distill", *flags, f"--student_dir={student_dir}", "--strategy=multi_worker"]
     processes = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": {"worker": workers},
@@ -132,15 +145,23 @@ def test_two_worker_multi_worker_mirrored_distillation_on_loopback(warm_teacher_
             p.wait()
     for index, (p, log) in enumerate(zip(processes, logs)):
         assert p.returncode == 0, f"worker {index} failed:\n{log[-3000:]}"
+    print(f"two workers finished in {time.time() - start:.0f} s")
     metrics = read(student_dir / "metrics.json")
-    assert metrics["num_unlabelled"] == len(sst2_splits.unlabelled_texts) and metrics["student_dev_acc"] > 0.6
+    assert metrics["num_unlabelled"] == len(sst2_splits.unlabelled_texts)
     assert os.path.isfile(student_dir / "student.keras")
     assert not os.path.exists(f"{student_dir}.worker-1")  # the other worker's scratch copy is gone
     # Both workers took the same steps: the same losses, each over its half of the data.
-    losses = [[line.split("loss: ")[1] for line in log.splitlines() if "ms/step" in line and "loss: " in line]
-              for log in logs]
-    assert len(losses[0]) == 3 and losses[0] == losses[1]
-    print(f"two workers finished in {time.time() - start:.0f} s; dev accuracy {metrics['student_dev_acc']:.4f}")
+    epochs = [_epoch_lines(log) for log in logs]
+    assert len(epochs[0]) == 3 and epochs[0] == epochs[1], logs[0][-3000:]
+
+    one = run_in_process("apps.distill", *flags, f"--student_dir={tmp_path / 'one'}")
+    single = read(tmp_path / "one" / "metrics.json")
+    print(f"dev accuracy: one process {single['student_dev_acc']:.4f}, two workers {metrics['student_dev_acc']:.4f}")
+    # --batch_size is the global batch: each worker's half-batches make as many updates as the one process.
+    assert [steps for steps, _ in epochs[0]] == [steps for steps, _ in _epoch_lines(one.stdout)], one.stdout[-3000:]
+    assert single["num_unlabelled"] == metrics["num_unlabelled"]
+    assert single["student_dev_acc"] > STREAMED_ONE_PROCESS_FLOOR
+    assert abs(single["student_dev_acc"] - metrics["student_dev_acc"]) <= ACCURACY_TOLERANCE
 
 
 @pytest.mark.parametrize(

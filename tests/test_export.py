@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import graph, latency, metadata, report, runtime, tflite
 from kdistill import io, tokenizer
 from kdistill.errors import KdistillError
+from kdistill.export import graph, latency, metadata, report, runtime, tflite
 from kdistill.student import Student
 from tests.binaries import run_app, run_in_process
 from tests.conftest import SMALL_DEV_ROWS, SST2
@@ -395,7 +395,7 @@ def test_mediapipe_tokenizer_lowercases_ascii_only():
 
 
 def test_standard_metadata_versions_and_packing(exported):
-    from export import standard_metadata
+    from kdistill.export import standard_metadata
 
     text = metadata.read_standard_metadata(exported["dynamic", "text"]["path"])
     ids = metadata.read_standard_metadata(exported["dynamic", "token_ids"]["path"])

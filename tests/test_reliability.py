@@ -184,8 +184,8 @@ def test_damaged_keras_files_are_one_line_errors(tiny_student_path, tmp_path):
 
 
 def test_damaged_tflite_files_are_one_line_errors(tiny_student_path, tmp_path):
-    from export import tflite
-    from export.runtime import TFLiteClassifier
+    from kdistill.export import tflite
+    from kdistill.export.runtime import TFLiteClassifier
 
     path = tflite.export_student(io.load_model(tiny_student_path, "student"), str(tmp_path / "s.tflite"), "float32")
     assert TFLiteClassifier(path).predict_proba(["a good film"]).shape == (1, 2)
@@ -382,7 +382,7 @@ def test_same_seed_distillation_gives_the_same_dev_accuracy(teacher, sst2_splits
 @pytest.fixture(scope="module")
 def bad_inputs(tmp_path_factory, tiny_student_path, teacher_dir):
     """Broken datasets and model files, by name, for the binaries to meet."""
-    from export import tflite
+    from kdistill.export import tflite
 
     root = tmp_path_factory.mktemp("bad")
     rows = sst2_rows(60, ascii_only=True)

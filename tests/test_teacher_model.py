@@ -1,11 +1,9 @@
 import keras
-import keras_hub
 import numpy as np
 import pytest
 
 from kdistill import teacher as teacher_lib
-from kdistill.errors import KdistillError
-from kdistill.teacher_model import ClsPooledBertClassifier, MaskedMeanPooling, MeanPooledBertClassifier, mixture_logits
+from kdistill.teacher_model import MaskedMeanPooling, MeanPooledBertClassifier, mixture_logits
 
 
 def test_mean_pooling_ignores_padded_positions():
@@ -32,15 +30,6 @@ def test_teacher_classifies_from_the_mean_of_its_token_vectors(pretrained_teache
         keras.ops.convert_to_numpy(pretrained_teacher(features, training=False)),
         atol=1e-4,
     )
-
-
-def test_cls_pooling_is_keras_hubs_classifier_and_unknown_pooling_fails():
-    model = teacher_lib.build("minilm", 3, sequence_length=16, pooling="cls")
-    # keras-hub's [CLS] classifier, with only kdistill's multi-device fixes added (distribute.StrategyFitFixes).
-    assert type(model) is ClsPooledBertClassifier and isinstance(model, keras_hub.models.BertTextClassifier)
-    assert model.num_classes == 3
-    with pytest.raises(KdistillError, match="teacher pooling 'max'"):
-        teacher_lib.build("minilm", 2, pooling="max")
 
 
 def test_the_teacher_reads_the_sequence_length_it_is_built_with(tmp_path):
