@@ -13,6 +13,7 @@ rows), so it may be far bigger than memory:
 `--batch_size` is the global batch, split over the replicas.
 """
 
+import dataclasses
 import os
 
 from absl import flags
@@ -42,17 +43,23 @@ def define_flags():
 def main(argv):
     del argv
     strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
+    distill_config = common.distill_config()
     if FLAGS.transfer_shards:
-        if FLAGS.unlabelled or FLAGS.max_unlabelled is not None or FLAGS.augment_to or FLAGS.transfer_pool:
+        given = [name for name in ("unlabelled", "max_unlabelled", "augment_to", "transfer_pool") if FLAGS[name].present]
+        if given:
             raise KdistillError(
-                "--unlabelled, --max_unlabelled, --augment_to and --transfer_pool do not apply with --transfer_shards "
-                "(the shards are the unlabelled transfer set, as big as apps.label made it); drop them"
+                f"{', '.join('--' + name for name in given)} do not apply with --transfer_shards (the shards are the "
+                "unlabelled transfer set, as big as apps.label made it); drop them"
             )
-        if FLAGS.fine_tune_epochs:
+        if FLAGS["fine_tune_epochs"].present and FLAGS.fine_tune_epochs:
             raise KdistillError(
                 "--fine_tune_epochs is not supported with --transfer_shards yet; drop it, "
                 "or distil from the dataset's own unlabelled rows"
             )
+        if distill_config.fine_tune_epochs or distill_config.augment_to:
+            print("[distill] streaming --transfer_shards: the recipe's perturbed copies and gold fine-tune do not "
+                  "apply (the shards are the transfer set)", flush=True)
+        distill_config = dataclasses.replace(distill_config, augment_to=0, fine_tune_epochs=0)
         splits = pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, max_unlabelled=0,
                                       encoding=FLAGS.encoding)
     else:
@@ -67,24 +74,24 @@ def main(argv):
     if shards is not None or FLAGS.labels_only:
         targets = pipeline.label(teacher, common.teacher_dir(), splits)
     else:  # the transfer set the distill flags ask for (pool cut, augmentation), labelled once
-        splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, common.distill_config())
+        splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, distill_config)
     name = "labels_only" if FLAGS.labels_only else "student"
     student_dir = FLAGS.student_dir or os.path.join(FLAGS.out_dir, name)
     if FLAGS.labels_only:
         # A few hundred labelled rows: one device is enough, so --strategy does not apply.
         pipeline.train_labels_only(
-            teacher, splits, student_dir, common.student_config(), common.distill_config(), targets["dev"]
+            teacher, splits, student_dir, common.student_config(), distill_config, targets["dev"]
         )
         return
     with distribute.worker_output(student_dir, strategy) as out_dir, strategy.scope():
         if shards is not None:
             pipeline.distill_student_from_shards(
-                teacher, targets, splits, shards, out_dir, common.student_config(), common.distill_config(),
+                teacher, targets, splits, shards, out_dir, common.student_config(), distill_config,
                 strategy=strategy, shuffle_buffer=FLAGS.shuffle_buffer,
             )
         else:
             pipeline.distill_student(
-                teacher, targets, splits, out_dir, common.student_config(), common.distill_config()
+                teacher, targets, splits, out_dir, common.student_config(), distill_config
             )
 
 

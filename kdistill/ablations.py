@@ -35,18 +35,11 @@ class Configs:
 # RESULTS.md can say what each idea is worth. They share the cell's teacher and logits.
 # A variant's `task` or `num_labels` picks another cell than the ablation task's largest N.
 ABLATIONS = {
-    "temperature_1": {"temperature": 1.0},
     "temperature_4": {"temperature": 4.0},
-    "temperature_4_ag_news": {"temperature": 4.0, "task": "ag_news"},
-    "full_vocabulary": {"vocabulary_size": 0},  # all 30,522 pieces, no pruning
-    "2_epochs": {"epochs": 2},
-    "vocabulary_8000": {"vocabulary_size": 8000},
     "separable": {"separable": True},  # depthwise-separable convolutions: ~3x fewer multiply-adds
-    "filters_256_vocabulary_5000": {"filters": 256, "vocabulary_size": 5000},  # wider convs, same parameter budget
     # Cheaper convolutions for the batch-1 speed-up: fewer and narrower kernels.
     "kernels_2_3_filters_96": {"kernel_sizes": (2, 3), "filters": 96},
     "kernels_2_3_filters_96_ag_news": {"kernel_sizes": (2, 3), "filters": 96, "task": "ag_news"},
-    "kernels_1_2_3": {"kernel_sizes": (1, 2, 3)},
     "kernels_2_3_filters_64": {"kernel_sizes": (2, 3), "filters": 64},
     "kernels_2_3_filters_64_ag_news": {"kernel_sizes": (2, 3), "filters": 64, "task": "ag_news"},
     "kernels_3": {"kernel_sizes": (3,)},
@@ -57,7 +50,6 @@ ABLATIONS = {
     # Perturbed copies (augment.py) labelled by the teacher: SST-2's 67k texts plus 45k copies
     # (a perturbation often leaves a short phrase unchanged), AG News' 4,000 plus 16,000.
     "augment_134k": {"augment_to": 134_000},
-    "augment_270k": {"augment_to": 270_000},  # four perturbed copies of each text
     "augment_20k_ag_news": {"augment_to": 20_000, "task": "ag_news"},
     # 13% of AG News texts are longer than 64 pieces (the teacher reads 128).
     "sequence_128_ag_news": {"sequence_length": 128, "task": "ag_news"},
@@ -107,11 +99,6 @@ ABLATIONS = {
     "pruned_wordpiece": {"wordpiece": "pruned"},
     "pruned_wordpiece_ag_news": {"wordpiece": "pruned", "task": "ag_news"},
 }
-# The best SST-2 recipe measured (N=1000, mean of 3 seeds, docs/appendix/gap): +1.68 points over the default
-# recipe, for three teachers instead of one and twice the texts to label. `make demo` runs it.
-# `augment_to` is sized for SST-2's 67k texts: AG News' 4,000 gain nothing from copies (+0.07 at 60k,
-# docs/appendix/small_pool) and spend minutes labelling them.
-DEMO_RECIPE = "teacher_ensemble_3_augment_134k_gold_fine_tune"
 # The ones `apps.benchmark` runs unless told otherwise: what trades accuracy for the batch-1
 # speed-up, and the ideas aimed at the teacher gap. Ideas measured as no gain are in docs/IDEAS.md.
 DEFAULT_ABLATIONS = (
@@ -121,28 +108,7 @@ DEFAULT_ABLATIONS = (
 )
 
 
-def config_field(key):
-    """`(config class, field name)` that the recipe key `key` sets, or None: `teacher_<field>` names a
-    TeacherConfig field, any other key a StudentConfig or DistillConfig one."""
-    if key.startswith("teacher_") and key[len("teacher_"):] in config.TeacherConfig.__dataclass_fields__:
-        return config.TeacherConfig, key[len("teacher_"):]
-    for config_class in (config.StudentConfig, config.DistillConfig):
-        if key in config_class.__dataclass_fields__:
-            return config_class, key
-    return None
-
-
 def override(configs, overrides):
     """`configs` with some fields replaced; keys `teacher_<field>` are TeacherConfig fields."""
-    unknown = sorted(key for key in overrides if config_field(key) is None)
-    if unknown:
-        raise ValueError(f"unknown config fields {unknown}")
-    changes = {config.TeacherConfig: {}, config.StudentConfig: {}, config.DistillConfig: {}}
-    for key, value in overrides.items():
-        config_class, name = config_field(key)
-        changes[config_class][name] = value
-    return dataclasses.replace(
-        configs, teacher=dataclasses.replace(configs.teacher, **changes[config.TeacherConfig]),
-        student=dataclasses.replace(configs.student, **changes[config.StudentConfig]),
-        distill=dataclasses.replace(configs.distill, **changes[config.DistillConfig]),
-    )
+    teacher, student, distill = config.with_changes((configs.teacher, configs.student, configs.distill), overrides)
+    return dataclasses.replace(configs, teacher=teacher, student=student, distill=distill)

@@ -1,25 +1,29 @@
 """The three configurations of a run: the teacher's, the student's and distillation's.
 
-Each field has its one default here, with the measurement that chose it, and the
-help text of the command-line flag that sets it: the binaries in `apps/` derive
-their flags from these fields (`apps.common.define_config_flags`) instead of
-restating them. Teacher fields are flags with a `teacher_` prefix unless the field
-names its flag.
+Each field has its one default here, and the help text of the command-line flag that
+sets it: the binaries in `apps/` derive their flags from these fields
+(`apps.common.define_config_flags`) instead of restating them. Teacher fields are
+flags with a `teacher_` prefix unless the field names its flag. The defaults are the
+best recipe measured; `RECIPES` registers the named variants (`--recipe`), each a
+few fields changed, as Model Garden registers experiment configs with overrides.
 
 Example:
 
 ```python
 from kdistill import config
 
+teacher, student, distill = recipe("fast")             # one teacher, no copies: about a quarter of the time
 student = config.StudentConfig(filters=96, kernel_sizes=(2, 3))
-recipe = config.DistillConfig(epochs=4, seed=1)
-teacher = config.TeacherConfig(handle="bert_base_en_uncased")
+teacher, student, distill = recipe("small", {"epochs": 2})
 ```
 """
 
 import dataclasses
 
 from kdistill import distiller, student as student_lib, teacher as teacher_lib
+
+
+AUTO = "auto"
 
 
 def option(default, help, flag=None, choices=None, bounds=None):
@@ -56,9 +60,8 @@ class TeacherConfig:
     batch_size: int = option(16, "Teacher fine-tuning batch size.")
     sequence_length: int = option(128, "Teacher's maximum sequence length.", flag="max_seq_length")
     # K teachers on the same labels (seeds seed, seed+1, ...), distilled from as one
-    # (`teacher_model.TeacherEnsemble`). Off: 3 members at N=1000 (mean of 3 seeds, docs/appendix/gap)
-    # gave students +0.96 points on SST-2 and +0.43 on AG News, for two more fine-tunes and labelling passes.
-    ensemble: int = option(1, "Fine-tune this many teachers on the labels, with seeds --seed, --seed+1, ..., and "
+    # (`teacher_model.TeacherEnsemble`): part of the best recipe on both tasks (docs/appendix/gap).
+    ensemble: int = option(3, "Fine-tune this many teachers on the labels, with seeds --seed, --seed+1, ..., and "
                            "distil from the mixture of their predictions (1 = one teacher).")
 
     def epochs_for(self, num_labels):
@@ -103,18 +106,66 @@ class DistillConfig:
     alpha: float = option(distiller.DEFAULT_ALPHA, "Weight of the label cross-entropy; 1-alpha weighs distillation.",
                           bounds=(0.0, 1.0))
     temperature: float = option(distiller.DEFAULT_TEMPERATURE, "Softmax temperature of the KL distillation loss.")
-    # Perturbed copies of the transfer texts (augment.py) are added, labelled by the teacher,
-    # until the transfer set holds about this many texts (0 = never). Off: one copy of SST-2's
-    # 67k texts gave +0.86 points (N=1000, mean of 2 seeds) for 45k more texts to label. Small
-    # pools gain most (docs/appendix/small_pool, N=1000, mean of 3 seeds): 60,000 gives SST-2's pool cut to
-    # 3k +1.80 and cut to 10k +1.34, and AG News' 4k +0.07 for 55,600 more texts to label.
-    augment_to: int = option(0, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
-                             "transfer set holds this many texts (0 = no augmentation). 60000 helps pools of short texts under "
-                             "about 30,000 (README: Small unlabelled pools).")
+    # Perturbed copies of the transfer texts (augment.py), labelled by the teacher; "auto" is the rule
+    # `augment.auto_size` draws from the measurements.
+    augment_to: str = option(AUTO, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
+                             "transfer set holds this many texts (0 = none). auto: short texts (median up to "
+                             "20 words) are grown to 60,000 texts, or doubled up to 134,000; longer ones get none.")
     seed: int = 0  # set by the data flag --seed, which also seeds the labelled sample
-    # After distillation, cross-entropy on the gold labels alone at `fine_tune_learning_rate`
-    # (Ye et al. 2021).
-    fine_tune_epochs: int = option(0, "Epochs on the gold labels alone after distillation (0 = none).")
-    fine_tune_learning_rate: float = option(1e-4, "Learning rate of --fine_tune_epochs.")
+    # After distillation, cross-entropy on the gold labels alone (Ye et al. 2021): part of the best recipe on
+    # both tasks, measured at these settings (docs/appendix/gap).
+    fine_tune_epochs: int = option(3, "Epochs on the gold labels alone after distillation (0 = none).")
+    fine_tune_learning_rate: float = option(2e-4, "Learning rate of --fine_tune_epochs.")
     # A seeded sample of the unlabelled texts: measures how the gap grows as the pool shrinks.
     transfer_pool: int = option(0, "Distil from a seeded sample of this many unlabelled texts (0 = all).")
+
+    def __post_init__(self):
+        # A flag or a caller may give the size as text ("60000"); the config holds a number or "auto".
+        if isinstance(self.augment_to, str) and self.augment_to != AUTO:
+            if not self.augment_to.strip().isdigit():
+                raise ValueError(f"augment_to: {self.augment_to!r} is neither 'auto' nor a number of texts")
+            self.augment_to = int(self.augment_to)
+
+
+# Named recipes: changes to the default (best measured) configs, selected with --recipe and overridable
+# field by field. Keys name config fields as the flags do (`teacher_<field>` for the teacher's).
+RECIPES = {
+    "default": {},
+    # One teacher, no copies, no gold fine-tune: about a quarter of the default's teacher time. The
+    # benchmark grid and ablations of docs/RESULTS.md were measured on it.
+    "fast": {"teacher_ensemble": 1, "augment_to": 0, "fine_tune_epochs": 0},
+    # Convolutions of widths 2 and 3, 96 filters: about 3.5x the default student's batch-1 speed, on the
+    # accuracy-latency front (docs/appendix/gap).
+    "small": {"kernel_sizes": (2, 3), "filters": 96},
+}
+
+
+def field_of(key):
+    """`(config class, field name)` that the recipe key `key` sets, or None: `teacher_<field>` names a
+    TeacherConfig field, any other key a StudentConfig or DistillConfig one."""
+    if key.startswith("teacher_") and key[len("teacher_"):] in TeacherConfig.__dataclass_fields__:
+        return TeacherConfig, key[len("teacher_"):]
+    for config_class in (StudentConfig, DistillConfig):
+        if key in config_class.__dataclass_fields__:
+            return config_class, key
+    return None
+
+
+def with_changes(configs, changes):
+    """`configs` (a TeacherConfig, StudentConfig, DistillConfig triple) with the fields `changes` names replaced."""
+    unknown = sorted(key for key in changes if field_of(key) is None)
+    if unknown:
+        raise ValueError(f"unknown config fields {unknown}")
+    by_class = {TeacherConfig: {}, StudentConfig: {}, DistillConfig: {}}
+    for key, value in changes.items():
+        config_class, name = field_of(key)
+        by_class[config_class][name] = value
+    return tuple(dataclasses.replace(c, **by_class[type(c)]) for c in configs)
+
+
+def recipe(name="default", changes=None):
+    """The (TeacherConfig, StudentConfig, DistillConfig) of the registered recipe `name`, with `changes`."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose one of {sorted(RECIPES)}")
+    configs = with_changes((TeacherConfig(), StudentConfig(), DistillConfig()), RECIPES[name])
+    return with_changes(configs, changes or {})

@@ -26,6 +26,7 @@ import numpy as np
 from kdistill import (
     augment, data, io, keys, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
 )
+from kdistill.config import AUTO
 from kdistill.errors import KdistillError
 
 STUDENT_FILE = "student.keras"
@@ -184,10 +185,16 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
     """`splits` and `targets` with perturbed copies of the transfer texts added as unlabelled rows.
 
     Copies are made (`augment.augment_texts`) until the transfer set holds
-    `distill_config.augment_to` texts; the teacher labels them, cached like any text.
+    `distill_config.augment_to` texts (`augment.auto_size` for "auto"); the teacher labels
+    them, cached like any text.
     """
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
-    copies = -(-distill_config.augment_to // max(len(texts), 1)) - 1
+    size = distill_config.augment_to
+    if size == AUTO:
+        size = augment.auto_size(texts)
+        print(f"[augment] auto: {len(texts):,} transfer texts of median {augment.median_words(texts):.0f} words -> "
+              + (f"grown to {size:,}" if size > len(texts) else "no copies"), flush=True)
+    copies = -(-size // max(len(texts), 1)) - 1
     extra = augment.augment_texts(texts, copies, seed=distill_config.seed)
     if not extra:
         return splits, targets

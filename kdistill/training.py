@@ -125,11 +125,11 @@ def distill(
         shuffle=False,  # the dataset shuffles itself, seeded by its EpochOrder
     )
     if config.fine_tune_epochs:
-        fine_tune_on_labels(student, splits, config, verbose=verbose)
+        fine_tune_on_labels(student, splits.labelled_texts, splits.labelled_labels, config, verbose=verbose)
     return history
 
 
-def fine_tune_on_labels(student, splits, config, verbose="auto"):
+def fine_tune_on_labels(student, texts, labels, config, verbose="auto"):
     """A few epochs of cross-entropy on the gold labels alone, at a low learning rate, after distillation."""
     keras.utils.set_random_seed(config.seed)
     student.compile(
@@ -137,21 +137,19 @@ def fine_tune_on_labels(student, splits, config, verbose="auto"):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )
-    rows = np.arange(len(splits.labelled_texts))
     return student.fit(
-        _labelled_dataset(splits, rows, config, shuffle=True), epochs=config.fine_tune_epochs,
+        _labelled_dataset(texts, labels, config, shuffle=True), epochs=config.fine_tune_epochs,
         verbose=progress.keras_verbose(verbose), shuffle=False,  # the dataset shuffles itself
     )
 
 
-def _labelled_dataset(splits, rows, config, shuffle):
-    """The labelled rows `rows` as (text, label) batches of at most 32, shuffled each epoch when `shuffle`."""
+def _labelled_dataset(texts, labels, config, shuffle):
+    """(text, label) batches of at most 32, shuffled each epoch when `shuffle`."""
     import tensorflow as tf
 
-    texts = tf.constant([str(t) for t in splits.labelled_texts[rows]])
-    data = tf.data.Dataset.from_tensor_slices((texts, splits.labelled_labels[rows]))
+    data = tf.data.Dataset.from_tensor_slices((tf.constant([str(t) for t in texts]), np.asarray(labels, np.int32)))
     if shuffle:
-        data = data.shuffle(len(rows), seed=config.seed, reshuffle_each_iteration=True)
+        data = data.shuffle(len(labels), seed=config.seed, reshuffle_each_iteration=True)
     return data.batch(min(config.batch_size, 32))
 
 
@@ -172,8 +170,9 @@ def train_labels_only(student, splits, config, max_epochs=40, verbose="auto"):
         monitor="val_loss", patience=4, restore_best_weights=True, start_from_epoch=2
     )
     return student.fit(
-        _labelled_dataset(splits, train, config, shuffle=True),
-        validation_data=_labelled_dataset(splits, val, config, shuffle=False), epochs=max_epochs,
+        _labelled_dataset(splits.labelled_texts[train], splits.labelled_labels[train], config, shuffle=True),
+        validation_data=_labelled_dataset(splits.labelled_texts[val], splits.labelled_labels[val], config, shuffle=False),
+        epochs=max_epochs,
         callbacks=[stop], verbose=progress.keras_verbose(verbose), shuffle=False,  # the dataset shuffles itself
     )
 
@@ -238,9 +237,8 @@ def distill_shards(
         starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
         key = keys.of(config, shards.key, *labelled, *starting_weights)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
-    if config.fine_tune_epochs or config.transfer_pool:
-        raise KdistillError("fine_tune_epochs and transfer_pool are not supported with streamed shards yet; "
-                            "set them to 0")
+    if config.transfer_pool:
+        raise KdistillError("transfer_pool does not apply to streamed shards (they are the transfer set); set it to 0")
     order = io.EpochOrder(config.seed)
     callbacks.insert(0, order)
     # TPUs compile for one batch shape; elsewhere the last, partial batch is kept.
@@ -262,7 +260,13 @@ def distill_shards(
         else:
             # One machine: Keras splits each global batch over the replicas.
             dataset = make_dataset()
-        return distiller.fit(
+        history = distiller.fit(
             dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
             shuffle=False,  # the shards are read in their own seeded order
         )
+        if config.fine_tune_epochs and distribute.num_workers(strategy) > 1:
+            # Each worker would need its share of a few hundred labelled rows; not built yet.
+            print("[distill] the gold fine-tune is skipped in a multi-worker cluster", flush=True)
+        elif config.fine_tune_epochs:
+            fine_tune_on_labels(student, labelled[0], labelled[2], config, verbose=verbose)
+        return history

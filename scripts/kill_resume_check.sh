@@ -14,8 +14,9 @@ TEACHER=${1:-runs/demo/teacher}
 OUT=${2:-runs/kill_resume_check}
 PY=${PY:-.venv/bin/python}
 EPOCHS=4
-DATA=$($PY -c "from apps.common import default_dataset; print(default_dataset())")
-ARGS=(--dataset="$DATA" --num_labels=1000 --seed=0 --teacher_dir="$TEACHER" --epochs=$EPOCHS)
+DATA=$($PY -c "from kdistill.apps.common import default_dataset; print(default_dataset())")
+# The fast recipe: the check is of the training loop's resume, not of the copies or the gold fine-tune.
+ARGS=(--dataset="$DATA" --num_labels=1000 --seed=0 --teacher_dir="$TEACHER" --recipe=fast --epochs=$EPOCHS)
 STATE="$OUT/killed/student/backup/state.npz"
 rm -rf "$OUT"
 mkdir -p "$OUT"

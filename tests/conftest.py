@@ -38,8 +38,9 @@ AG_NEWS = os.path.join(SHARED_DATA, "ag_news")
 # The binaries' small run: few labels, few epochs, a narrow student.
 SMALL_NUM_LABELS, SMALL_UNLABELLED, SMALL_SEED = 300, 600, 1
 SMALL_LABELS = [f"--num_labels={SMALL_NUM_LABELS}", f"--max_unlabelled={SMALL_UNLABELLED}", f"--seed={SMALL_SEED}"]
-SMALL_TEACHER = ["--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64"]
-SMALL_STUDENT = ["--epochs=2", "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
+# The fast recipe (one teacher, no copies, no gold fine-tune) keeps the binaries' tests short.
+SMALL_TEACHER = ["--recipe=fast", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64"]
+SMALL_STUDENT = ["--recipe=fast", "--epochs=2", "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
 SMALL_DEV_ROWS = 200
 
 

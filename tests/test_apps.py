@@ -107,21 +107,33 @@ def parsed_configs(module, *args):
     return ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config())
 
 
-def test_the_demo_runs_the_benchmark_recipe_it_names_and_its_flags_still_override_it():
-    library = ablations.Configs(config.TeacherConfig(), config.StudentConfig(), config.DistillConfig())
-    recipe = ablations.override(library, ablations.ABLATIONS[ablations.DEMO_RECIPE])
-    assert parsed_configs("apps.demo") == recipe != library
-    one_teacher = parsed_configs("apps.demo", "--teacher_ensemble=1", "--augment_to=0")
-    assert (one_teacher.teacher.ensemble, one_teacher.distill.augment_to) == (1, 0)
-    assert one_teacher.distill.fine_tune_epochs == recipe.distill.fine_tune_epochs
+def test_every_binary_runs_the_librarys_recipe_and_recipe_and_flags_change_it():
+    library = ablations.Configs(*config.recipe("default"))
+    assert library.teacher == config.TeacherConfig() and library.teacher.ensemble == 3
+    for module in ("apps.demo", "apps.distill", "apps.benchmark"):
+        parsed = parsed_configs(module)
+        assert (parsed.student, parsed.distill) == (library.student, library.distill), module
+    assert parsed_configs("apps.demo").teacher == parsed_configs("apps.train_teacher").teacher == library.teacher
+    fast = parsed_configs("apps.demo", "--recipe=fast")
+    assert (fast.teacher.ensemble, fast.distill.augment_to, fast.distill.fine_tune_epochs) == (1, 0, 0)
+    assert fast.student == library.student
+    # A flag given changes its field of the named recipe, and only that one.
+    changed = parsed_configs("apps.demo", "--recipe=fast", "--teacher_ensemble=2", "--augment_to=60000")
+    assert (changed.teacher.ensemble, changed.distill.augment_to, changed.distill.fine_tune_epochs) == (2, 60000, 0)
+    small = parsed_configs("apps.distill", "--recipe=small", "--filters=64")
+    assert (small.student.kernel_sizes, small.student.filters) == ((2, 3), 64)
+    with pytest.raises(flags.IllegalFlagValueError):
+        parsed_configs("apps.demo", "--recipe=slow")
 
 
-def test_every_field_a_recipe_changes_has_a_flag():
+def test_every_registered_recipe_and_ablation_names_real_fields():
+    for name, changes in config.RECIPES.items():
+        config.recipe(name)
+        assert all(config.field_of(key) for key in changes), name
+    with pytest.raises(ValueError, match="unknown config fields"):
+        config.recipe("default", {"alpah": 0.5})
     fields = {key for overrides in ablations.ABLATIONS.values() for key in overrides} - {"task", "num_labels"}
-    assert common.recipe_flag("teacher_sequence_length") == "max_seq_length"
-    assert {common.recipe_flag(key) for key in fields} >= {"teacher_ensemble", "augment_to", "kernel_sizes"}
-    with pytest.raises(ValueError, match="no flag sets the recipe field 'seed'"):
-        common.recipe_flag("seed")
+    assert all(config.field_of(key) for key in fields)
 
 
 @pytest.mark.slow  # two more MiniLM fine-tunes (about a minute)

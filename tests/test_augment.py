@@ -32,6 +32,20 @@ def test_copies_only_use_the_corpus_words(ag_texts):
         assert set(text.split()) <= corpus
 
 
+def test_auto_size_grows_short_texts_only(ag_texts):
+    """SST-2's phrases (median 7 words) are grown: a small pool to 60,000 texts, its whole 67k pool doubled up to
+    134,000; AG News' items (median 37) and a pool already over 134,000 are not."""
+    sst2 = [str(t) for t in data.load(SST2, num_labels=100, seed=0, max_unlabelled=3000).unlabelled_texts]
+    assert augment.median_words(sst2) < augment.SHORT_TEXT_WORDS < augment.median_words(ag_texts)
+    assert augment.auto_size(sst2) == augment.AUTO_MIN_TEXTS == 60_000
+    assert augment.auto_size(sst2 * 20) == augment.AUTO_MAX_TEXTS == 134_000  # 2 x 60k texts, capped
+    assert augment.auto_size(sst2 * 50) == 134_000 < len(sst2 * 50)  # more texts than that: no copies
+    assert augment.auto_size(ag_texts) == 0 and augment.auto_size([]) == 0
+    assert DistillConfig().augment_to == "auto" and DistillConfig(augment_to="60000").augment_to == 60_000
+    with pytest.raises(ValueError, match="neither 'auto' nor a number"):
+        DistillConfig(augment_to="lots")
+
+
 def test_deletion_shortens_and_ngrams_are_windows_of_the_text(ag_texts):
     dropped = augment.augment_texts(ag_texts, copies=1, seed=0, drop_prob=0.5, swap_prob=0, ngram_prob=0)
     assert np.mean([len(t.split()) for t in dropped]) < 0.7 * np.mean([len(t.split()) for t in ag_texts])
@@ -62,5 +76,5 @@ def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_di
     np.testing.assert_allclose(
         grown_logits["unlabelled"][200:264], teacher_lib.logits(teacher, list(extra[:64]), verbose=False), atol=1e-4
     )
-    unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, DistillConfig())
+    unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, DistillConfig(augment_to=0))
     assert unchanged[0] is splits and unchanged[1] is logits

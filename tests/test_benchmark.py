@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import shutil
@@ -9,19 +10,20 @@ from kdistill import teacher as teacher_lib
 from tests.binaries import run_in_process
 from tests.conftest import AG_NEWS, SMALL_DEV_ROWS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_UNLABELLED, accuracy
 
+FAST_TEACHER, _, FAST_DISTILL = config.recipe("fast")
 TINY = ablations.Configs(
-    teacher=config.TeacherConfig(epochs=1, min_steps=0, sequence_length=64),
+    teacher=dataclasses.replace(FAST_TEACHER, epochs=1, min_steps=0, sequence_length=64),
     student=config.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
-    distill=config.DistillConfig(epochs=1),
+    distill=dataclasses.replace(FAST_DISTILL, epochs=1),
     max_unlabelled=200,
 )
 # The cell of the binaries' small run (`small_run`), whose teacher and logits the benchmark then
 # reuses: the benchmark tests train students, not a teacher of their own.
 SMALL_CELL = ("sst2", SMALL_NUM_LABELS, SMALL_SEED)
 SMALL = ablations.Configs(
-    teacher=config.TeacherConfig(epochs=3, min_steps=0, sequence_length=64),
+    teacher=dataclasses.replace(FAST_TEACHER, epochs=3, min_steps=0, sequence_length=64),
     student=config.StudentConfig(vocabulary_size=1000, embedding_dim=16, filters=16),
-    distill=config.DistillConfig(epochs=1),
+    distill=dataclasses.replace(FAST_DISTILL, epochs=1),
     max_unlabelled=SMALL_UNLABELLED,
 )
 
@@ -61,7 +63,7 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     docs = small_cell / "docs"
     result = run_in_process(
         "apps.benchmark", f"--tasks={task}={small_sst2}", f"--num_labels={num_labels}", f"--seeds={seed}", "--nocost",
-        "--ablations=", f"--max_unlabelled={SMALL_UNLABELLED}", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64",
+        "--ablations=", f"--max_unlabelled={SMALL_UNLABELLED}", "--recipe=fast", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64",
         "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={small_cell}",
         f"--docs_dir={docs}",
     )

@@ -70,7 +70,7 @@ def test_bad_compile_arguments_are_refused(teacher, sst2_splits):
 
 def _distil(teacher, splits, unlabelled_logits, labelled_logits, epochs=8):
     student = training.build_student(teacher, splits, SMALL)
-    config = DistillConfig(epochs=epochs, batch_size=64, alpha=0.0)
+    config = DistillConfig(epochs=epochs, batch_size=64, alpha=0.0, fine_tune_epochs=0)
     training.distill(teacher, student, splits, unlabelled_logits, labelled_logits, config, verbose=0)
     return student
 
@@ -154,7 +154,8 @@ def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer
 
 def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_labels(
         teacher, teacher_dir, sst2_splits, transfer_logits):
-    config = DistillConfig(epochs=1, alpha=0.0, transfer_pool=500, fine_tune_epochs=5, fine_tune_learning_rate=1e-3)
+    config = DistillConfig(epochs=1, alpha=0.0, transfer_pool=500, augment_to=0, fine_tune_epochs=5,
+                           fine_tune_learning_rate=1e-3)
     splits, targets = pipeline.transfer_targets(teacher, teacher_dir, sst2_splits, config)
     assert len(splits.unlabelled_texts) == len(targets["unlabelled"]) == 500
     assert len(set(splits.unlabelled_texts) - set(sst2_splits.unlabelled_texts)) == 0
@@ -170,5 +171,5 @@ def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_lab
     training.distill(teacher, student, splits, targets["unlabelled"], targets["labelled"],
                      dataclasses.replace(config, fine_tune_epochs=0), verbose=0)
     distilled = gold_loss()
-    training.fine_tune_on_labels(student, splits, config, verbose=0)
+    training.fine_tune_on_labels(student, splits.labelled_texts, splits.labelled_labels, config, verbose=0)
     assert gold_loss() < distilled - 0.02  # a no-op fine-tune leaves it where distillation did

@@ -313,7 +313,7 @@ class StopAtEpoch(keras.callbacks.Callback):
 
 def small_distill(teacher, splits, logits, epochs=3, seed=0, backup_dir=None, callbacks=None):
     student = training.build_student(teacher, splits, TINY_STUDENT, seed=seed)
-    config = DistillConfig(epochs=epochs, batch_size=64, seed=seed)
+    config = DistillConfig(epochs=epochs, batch_size=64, seed=seed, fine_tune_epochs=0)
     history = training.distill(
         teacher, student, splits, logits["unlabelled"], logits["labelled"], config,
         callbacks=callbacks, verbose=0, backup_dir=backup_dir,
@@ -446,7 +446,7 @@ def test_messy_latin1_data_through_distill(teacher, teacher_copy, tmp_path, capl
     rows = sst2_rows(300, ascii_only=True)
     train = rows[:200] + [("1", "un café délicieux , a charming film"), ("0", ""), ("1", "   "), ("1", LONG_TEXT)]
     folder = dataset_folder(tmp_path / "messy", train, rows[200:], encoding="latin-1")
-    flags = [f"--dataset={folder}", "--encoding=latin-1", "--num_labels=20", "--seed=0",
+    flags = [f"--dataset={folder}", "--encoding=latin-1", "--num_labels=20", "--seed=0", "--recipe=fast",
              f"--teacher_dir={teacher_copy}", f"--out_dir={tmp_path / 'run'}", "--epochs=1",
              "--vocabulary_size=2000", "--embedding_dim=16", "--filters=16"]
     splits = data.load(folder, num_labels=20, seed=0, encoding="latin-1")
