@@ -36,7 +36,7 @@ SCALE_RUN := runs/test_scale
 test-scale: $(STAMP)
 	$(BIN)/pytest -m slow tests/test_distribute.py tests/test_reliability.py $(ARGS)
 	test -f $(SCALE_RUN)/teacher/metrics.json || \
-		$(BIN)/python -m apps.train_teacher --num_labels=1000 --seed=0 --out_dir=$(SCALE_RUN)
+		$(BIN)/python -m apps.train_teacher --recipe=fast --num_labels=1000 --seed=0 --out_dir=$(SCALE_RUN)
 	PY=$(BIN)/python scripts/kill_resume_check.sh $(SCALE_RUN)/teacher $(SCALE_RUN)/kill_resume_check
 
 test-slow: $(STAMP)

@@ -32,7 +32,8 @@ def main(argv):
     summary = pipeline.run_all(
         FLAGS.dataset, FLAGS.num_labels, FLAGS.out_dir, common.teacher_config(), common.student_config(),
         common.distill_config(), seed=FLAGS.seed, max_unlabelled=FLAGS.max_unlabelled,
-        unlabelled=FLAGS.unlabelled, export_mode=FLAGS.export_mode,
+        unlabelled=FLAGS.unlabelled, export_mode=FLAGS.export_mode, encoding=FLAGS.encoding,
+        teacher_dir=common.teacher_dir(),
     )
     print()
     print(pipeline.format_summary(summary))

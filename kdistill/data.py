@@ -194,6 +194,13 @@ def read_labelled_file(path, require_labels=True, encoding="utf-8"):
     has_labels = any(label is not None for label in labels)
     if require_labels and not has_labels:
         raise KdistillError(f"{path}: no label column found; add a 'label' column")
+    # A labelled file labels every row: an empty label would otherwise become a class named ''.
+    blank = next((i for i, label in enumerate(labels) if label is None or not str(label).strip()), None)
+    if has_labels and blank is not None:
+        raise KdistillError(
+            f"{path}:{rows[blank]}: the row has no label; label it, or put unlabelled texts in a file of their own "
+            "and pass it as --unlabelled"
+        )
     return LabelledData(texts, labels if has_labels else None, path, rows, empty)
 
 
@@ -412,8 +419,14 @@ def _jsonl_record(path, row, line, with_labels):
     text_key = next((k for k in TEXT_COLUMNS if k in record), None)
     if text_key is None:
         raise KdistillError(f"{path}:{row}: no text field; name it one of {', '.join(TEXT_COLUMNS)}")
+    text = record[text_key]
+    if text is not None and not isinstance(text, str):
+        raise KdistillError(
+            f"{path}:{row}: {text_key!r} holds {type(text).__name__} {json.dumps(text)[:40]}, not text; "
+            "write it as a JSON string"
+        )
     label_key = next((k for k in LABEL_COLUMNS if k in record), None) if with_labels else None
-    return str(record[text_key] or ""), (record[label_key] if label_key else None)
+    return text or "", (record[label_key] if label_key else None)
 
 
 def _stream_table(path, f, delimiter, with_labels):

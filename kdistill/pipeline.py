@@ -329,9 +329,12 @@ def _config_dict(config, prefix):
 
 def run_all(
     dataset, num_labels, out_dir, teacher_config, student_config, distill_config,
-    seed=0, max_unlabelled=None, unlabelled=None, export_mode="dynamic",
+    seed=0, max_unlabelled=None, unlabelled=None, export_mode="dynamic", encoding="utf-8", teacher_dir=None,
 ):
     """The whole pipeline: teacher, labels, labels-only baseline, distilled student, TFLite export.
+
+    The teacher lives in `teacher_dir` (default `out_dir/teacher`): one trained there on the same
+    labels with the same config is reused.
 
     Two phone models are exported under `export_mode`: the MediaPipe one
     (`student_<mode>_mediapipe.tflite`, for MediaPipe Tasks' TextClassifier as it is) and
@@ -340,8 +343,8 @@ def run_all(
     from kdistill.export import tflite  # export builds on kdistill, not the other way round
 
     start = time.time()
-    splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled)
-    teacher_dir = os.path.join(out_dir, "teacher")
+    splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
+    teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
     transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config)
     _, baseline = train_labels_only(

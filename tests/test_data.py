@@ -131,3 +131,18 @@ def test_tsv_texts_that_start_with_a_quote_mark_stay_one_row_each(task, rows, cl
     train = data.read_labelled_file(os.path.join(SHARED_DATA, task, "train.tsv"))
     assert len(train.texts) == rows and len(set(train.labels)) == classes
     assert data.load(os.path.join(SHARED_DATA, task), num_labels=1000, seed=0).num_classes == classes
+
+
+def test_a_row_without_a_label_or_with_a_number_for_text_is_named(tmp_path):
+    """An empty label cell would become a class named ''; a number in a JSONL text field would be trained on."""
+    tsv = tmp_path / "train.tsv"
+    tsv.write_text("label\tsentence\npos\ta fine film\n\tno label here\nneg\ta dull film\n")
+    with pytest.raises(KdistillError, match=r"train.tsv:3: the row has no label; label it, or put unlabelled texts"):
+        data.read_labelled_file(str(tsv))
+    jsonl = tmp_path / "train.jsonl"
+    jsonl.write_text('{"text": "a fine film", "label": "pos"}\n{"text": 12345, "label": "neg"}\n')
+    with pytest.raises(KdistillError, match=r"train.jsonl:2: 'text' holds int 12345, not text; write it as a JSON"):
+        data.read_labelled_file(str(jsonl))
+    jsonl.write_text('{"text": "a fine film", "label": "pos"}\n{"text": "dull"}\n')
+    with pytest.raises(KdistillError, match=r"train.jsonl:2: the row has no label"):
+        data.read_labelled_file(str(jsonl))

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 
 import pytest
 
@@ -17,16 +16,25 @@ SUMMARY_KEYS = {
 
 def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(small_run, small_sst2, tmp_path):
     out = str(tmp_path / "demo")
-    # The teacher `apps.train_teacher` trained with the same data, seed and settings, with its logit cache.
-    shutil.copytree(os.path.join(small_run, "teacher"), os.path.join(out, "teacher"))
-    # One teacher and no copies: the small slice cannot afford the demo's three teachers and 134k texts.
-    result = run_app("apps.demo", f"--dataset={small_sst2}", *SMALL_LABELS, *SMALL_TEACHER, *SMALL_STUDENT,
-                     "--teacher_ensemble=1", "--augment_to=0", f"--out_dir={out}")
-    assert "[teacher] reusing" in result.stdout
+    # The data again, in Latin-1, with a dev text that UTF-8 cannot read: --encoding must reach the reader.
+    latin1 = tmp_path / "sst2_latin1"
+    latin1.mkdir()
+    for name in ("train.tsv", "dev.tsv"):
+        text = open(os.path.join(small_sst2, name), encoding="utf-8").read()
+        if name == "dev.tsv":
+            text = text.replace("\n", "\n1\tun film délicieux , très émouvant\n", 1)
+        (latin1 / name).write_bytes(text.encode("latin-1"))
+    # The teacher `apps.train_teacher` trained with the same labels, seed and settings, in its own folder:
+    # --teacher_dir must reach the pipeline, which reuses it. The fast recipe: one teacher and no copies.
+    teacher_dir = os.path.join(small_run, "teacher")
+    result = run_app("apps.demo", f"--dataset={latin1}", "--encoding=latin-1", *SMALL_LABELS, *SMALL_TEACHER,
+                     *SMALL_STUDENT, f"--teacher_dir={teacher_dir}", f"--out_dir={out}")
+    assert f"[teacher] reusing {teacher_dir}" in result.stdout
+    assert not os.path.exists(os.path.join(out, "teacher"))
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     assert SUMMARY_KEYS <= set(summary)
-    assert summary["dev_rows"] == SMALL_DEV_ROWS
+    assert summary["dev_rows"] == SMALL_DEV_ROWS + 1
     assert os.path.isfile(os.path.join(summary["student_dir"], "student.keras"))
     assert os.path.isfile(summary["tflite_path"]) and summary["tflite_agreement_with_keras"] >= 0.99
     # The Android model, run by MediaPipe's own TextClassifier.
