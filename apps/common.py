@@ -9,9 +9,32 @@ from kdistill import config, distribute, pipeline
 FLAGS = flags.FLAGS
 
 
+class LabelCount(flags.ArgumentParser):
+    """A number of labelled rows, or `all` (None): every row of train."""
+
+    syntactic_help = "a number of rows, or all"
+
+    def parse(self, argument):
+        if argument is None or isinstance(argument, int):
+            return argument
+        if str(argument).strip().lower() == "all":
+            return None
+        try:
+            value = int(argument)
+        except ValueError:
+            raise ValueError(f"{argument!r} is neither a number of rows nor 'all'") from None
+        if value < 1:
+            raise ValueError(f"{value}: at least 1 labelled row, or all")
+        return value
+
+    def flag_type(self):
+        return "int or all"
+
+
 def define_data_flags():
     flags.DEFINE_string("dataset", default_dataset(), "tfds:<name> or a local folder/file of labelled text.")
-    flags.DEFINE_integer("num_labels", 1000, "Labelled rows to keep from train (stratified, seeded).")
+    flags.DEFINE(LabelCount(), "num_labels", 1000, "Labelled rows to keep from train (stratified, seeded); all, or "
+                 "more than train has, keeps every row (then say --unlabelled).")
     flags.DEFINE_integer("seed", 0, "Seeds the labelled sample, the unlabelled cap and training.")
     flags.DEFINE_integer("max_unlabelled", None, "Keep at most this many unlabelled texts.")
     flags.DEFINE_string("unlabelled", None, "Extra unlabelled text: a .txt file (one per line) or a labelled file.")

@@ -50,6 +50,7 @@ class Splits:
     dev_labels: np.ndarray
     class_names: list
     empty_texts_dropped: int = 0  # labelled rows (train or dev) whose text was empty or blank
+    labels_asked: int = None  # --num_labels when train had fewer rows and all of them were taken
 
     @property
     def num_classes(self):
@@ -57,8 +58,10 @@ class Splits:
 
     def describe(self):
         dropped = f"; {self.empty_texts_dropped} rows with empty text dropped" if self.empty_texts_dropped else ""
+        every = (f" (all of train: --num_labels={self.labels_asked} asked for more than it has)"
+                 if self.labels_asked else "")
         return (
-            f"{len(self.labelled_texts)} labelled, {len(self.unlabelled_texts)} unlabelled, "
+            f"{len(self.labelled_texts)} labelled{every}, {len(self.unlabelled_texts)} unlabelled, "
             f"{len(self.dev_texts)} dev texts; classes {self.class_names}{dropped}"
         )
 
@@ -84,7 +87,8 @@ def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encodin
 
     Args:
         spec: `tfds:<name>` or a local folder or file.
-        num_labels: how many rows of train keep their label (stratified by class).
+        num_labels: how many rows of train keep their label (stratified by class); None, or more than
+            train holds, keeps every row's label (the unlabelled pool is then `unlabelled` alone).
         seed: seeds the labelled sample and the unlabelled cap.
         max_unlabelled: keep at most this many unlabelled texts (a seeded sample).
         unlabelled: optional extra unlabelled text: a `.txt` file or any labelled file.
@@ -97,6 +101,7 @@ def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encodin
     train_labels = _encode_labels(train, class_names)
     dev_labels = _encode_labels(dev, class_names)
     _check_every_class_in_train(train, train_labels, class_names)
+    labels_asked = num_labels if num_labels is not None and num_labels > len(train_labels) else None
     labelled_idx, unlabelled_idx = stratified_split(train_labels, num_labels, seed, spec)
     train_texts = np.array(train.texts, dtype=object)
     unlabelled_texts = train_texts[unlabelled_idx]
@@ -115,6 +120,7 @@ def load(spec, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encodin
         dev_labels=dev_labels,
         class_names=class_names,
         empty_texts_dropped=train.empty_texts + dev.empty_texts,
+        labels_asked=labels_asked,
     )
 
 
@@ -122,15 +128,13 @@ def stratified_split(labels, num_labels, seed, source="data"):
     """Indices of a seeded labelled sample of `num_labels` rows, class shares kept, and the rest.
 
     Every class gets at least one labelled row; the remaining quota goes to the
-    classes in proportion to their size (largest remainders first).
+    classes in proportion to their size (largest remainders first). `num_labels` None, or at
+    least the number of rows, labels every row.
     """
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
-    if num_labels > len(labels):
-        raise KdistillError(
-            f"{source}: --num_labels={num_labels} but train has only {len(labels)} rows; "
-            "ask for fewer labels"
-        )
+    if num_labels is None or num_labels >= len(labels):
+        return np.arange(len(labels)), np.zeros(0, dtype=int)
     if num_labels < len(classes):
         raise KdistillError(
             f"{source}: --num_labels={num_labels} is fewer than the {len(classes)} classes; "

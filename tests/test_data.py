@@ -103,7 +103,6 @@ def test_extra_unlabelled_text_file(tmp_path):
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"num_labels": 5000}, "only 4000 rows"),
         ({"num_labels": 3}, "fewer than the 4 classes"),
     ],
 )
@@ -146,3 +145,20 @@ def test_a_row_without_a_label_or_with_a_number_for_text_is_named(tmp_path):
     jsonl.write_text('{"text": "a fine film", "label": "pos"}\n{"text": "dull"}\n')
     with pytest.raises(KdistillError, match=r"train.jsonl:2: the row has no label"):
         data.read_labelled_file(str(jsonl))
+
+
+def test_num_labels_all_labels_every_row_and_the_flag_takes_all(tmp_path):
+    """A user's small file: every row labelled, by asking for all or for more than there are."""
+    from absl import flags
+
+    from kdistill.apps import common
+
+    assert common.LabelCount().parse("all") is None and common.LabelCount().parse("800") == 800
+    with pytest.raises(ValueError, match="neither a number of rows nor 'all'"):
+        common.LabelCount().parse("many")
+    every = data.load(AG_NEWS, num_labels=None, unlabelled=os.path.join(SST2, "dev.tsv"))
+    assert len(every.labelled_texts) == 4000 and len(every.unlabelled_texts) == 872 and every.labels_asked is None
+    parser = flags.FlagValues()
+    flags.DEFINE(common.LabelCount(), "num_labels", 1000, "rows", flag_values=parser)
+    parser(["prog", "--num_labels=all"])
+    assert parser.num_labels is None

@@ -132,9 +132,11 @@ def test_class_of_the_class_list_without_train_rows(tmp_path):
         data.load(folder, num_labels=10)
 
 
-def test_num_labels_larger_than_the_pool_or_smaller_than_the_classes():
-    with pytest.raises(KdistillError, match="--num_labels=5000 but train has only 4000 rows"):
-        data.load(AG_NEWS, num_labels=5000)
+def test_num_labels_larger_than_the_pool_takes_every_row_and_fewer_than_the_classes_is_refused():
+    every = data.load(AG_NEWS, num_labels=5000)
+    assert len(every.labelled_texts) == 4000 and len(every.unlabelled_texts) == 0 and every.labels_asked == 5000
+    assert "4000 labelled (all of train: --num_labels=5000 asked for more than it has)" in every.describe()
+    assert np.array_equal(data.load(AG_NEWS, num_labels=None).labelled_labels, every.labelled_labels)
     with pytest.raises(KdistillError, match="--num_labels=3 is fewer than the 4 classes"):
         data.load(AG_NEWS, num_labels=3)
 
@@ -415,7 +417,6 @@ def bad_inputs(tmp_path_factory, tiny_student_path, teacher_dir):
         ("apps.train_teacher", ["--dataset={latin1}"], r"train.tsv: byte \d+ \(row 22\) is not valid utf-8; .*--encoding=latin-1"),
         ("apps.distill", ["--dataset={empty}", "--out_dir={out}"], "train.tsv: the file is empty"),
         ("apps.train_teacher", ["--dataset={unknown_label}"], r"train.tsv:4: label 'maybe' is not one of the classes"),
-        ("apps.evaluate", ["--dataset={sst2}", "--num_labels=100000"], "--num_labels=100000 but train has only 67349 rows"),
         ("apps.train_teacher", ["--dataset={sst2}", "--num_labels=1"], "--num_labels=1 is fewer than the 2 classes"),
         ("apps.distill", ["--dataset={missing_class}", "--out_dir={out}"], r"class \['2'\] of the class list"),
         ("apps.distill", ["--dataset={ag_news}", "--teacher_dir={teacher_dir}", "--num_labels=100"],
@@ -424,7 +425,7 @@ def bad_inputs(tmp_path_factory, tiny_student_path, teacher_dir):
         ("apps.predict", ["--model={tflite_half}", "a film"], r"student_half.tflite: not a loadable .tflite model"),
         ("apps.predict", ["--model={lambda}", "a film"], r"lambda.keras: refused: the student holds Lambda layers"),
     ],
-    ids=["latin1", "empty_file", "unknown_label", "too_many_labels", "too_few_labels", "class_without_rows",
+    ids=["latin1", "empty_file", "unknown_label", "too_few_labels", "class_without_rows",
          "teacher_classes", "truncated_keras", "truncated_tflite", "lambda_layer"],
 )
 def test_bad_input_through_the_binaries(bad_inputs, module, args, message):
