@@ -30,8 +30,8 @@ test: $(STAMP)
 # teacher-labelled shards) and of tests/test_reliability.py (SIGKILL then resume; teacher fine-tuning
 # resume), one at a time since each keeps both cores busy, then scripts/kill_resume_check.sh at the
 # demo's size with a teacher of its own (kept in runs/test_scale; delete it to train afresh).
-# Measured on 2026-12-06: 22 minutes on 2 cores that other jobs shared (load about 5): the tests 4.8,
-# the teacher 3.5, the script about 14 (5 of them labelling SST-2's pool once).
+# Measured on 2026-12-06: 22 minutes on 2 cores that other jobs shared (load about 5): the tests 4.8
+# (8.8 in a busier run), the teacher 3.5, the script 14 to 17 (5 of them labelling SST-2's pool, cached after).
 SCALE_RUN := runs/test_scale
 test-scale: $(STAMP)
 	$(BIN)/pytest -m slow tests/test_distribute.py tests/test_reliability.py $(ARGS)

@@ -12,6 +12,7 @@ Run folder layout (`out_dir`):
     student/student.keras, student/metrics.json, student/backup/ (likewise)
     labels_only/student.keras, labels_only/metrics.json
     student_dynamic.tflite (+ .json, .report.json)
+    report.md, confusion.png     (the run's report: dev accuracy with intervals, per class; `report.py`)
     summary.json
 """
 
@@ -24,7 +25,7 @@ import time
 import numpy as np
 
 from kdistill import (
-    augment, data, io, keys, labelling, progress, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
+    augment, data, io, keys, labelling, progress, report, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
 )
 from kdistill.config import AUTO
 from kdistill.errors import KdistillError
@@ -347,7 +348,7 @@ def run_all(
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
     transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config)
-    _, baseline = train_labels_only(
+    labels_only, baseline = train_labels_only(
         teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, targets["dev"]
     )
     student_dir = os.path.join(out_dir, "student")
@@ -382,8 +383,11 @@ def run_all(
         "mediapipe_path": mediapipe_path,
         "mediapipe_bytes": os.path.getsize(mediapipe_path),
         "mediapipe_agreement_with_keras": parity["mediapipe"]["mediapipe_agreement"],
-        "seconds": round(time.time() - start, 1),
     }
+    dev_logits = {"teacher": targets["dev"], "labels_only": labels_only.predict_texts(splits.dev_texts),
+                  "student": student.predict_texts(splits.dev_texts)}
+    summary.update(report.write(out_dir, summary, splits.class_names, splits.dev_labels, dev_logits))
+    summary["seconds"] = round(time.time() - start, 1)
     io.write_json(summary, os.path.join(out_dir, "summary.json"))
     return summary
 
@@ -393,21 +397,26 @@ def format_summary(summary):
     members = summary.get("teacher_ensemble", 1)
     ratio = summary["teacher_params"] / members / summary["student_params"]  # one member: the same ratio as one teacher
     rows = [
-        ("teacher (fine-tuned on the labels)" if members == 1 else f"teacher ensemble ({members} seeds)",
+        ("teacher (fine-tuned on the labels)" if members == 1 else f"teacher ensemble ({members} seeds)", "teacher",
          summary["teacher_dev_acc"], summary["teacher_params"]),
-        ("student, labels only", summary["labels_only_dev_acc"], summary["student_params"]),
-        ("student, distilled", summary["student_dev_acc"], summary["student_params"]),
+        ("student, labels only", "labels_only", summary["labels_only_dev_acc"], summary["student_params"]),
+        ("student, distilled", "student", summary["student_dev_acc"], summary["student_params"]),
     ]
     lines = [
         f"{summary['dataset']}: {summary['num_labels']} labels, {summary['num_unlabelled']} unlabelled texts, "
         f"dev accuracy on {summary['dev_rows']} rows (seed {summary['seed']})",
-        f"{'model':<36}{'dev acc':>9}{'params':>14}",
+        f"{'model':<36}{'dev acc':>9}{'95% interval':>17}{'params':>14}",
     ]
-    lines += [f"{name:<36}{acc:>9.2%}{params:>14,}" for name, acc, params in rows]
+    for name, key, acc, params in rows:
+        low, high = summary["accuracy_interval"][key]
+        lines.append(f"{name:<36}{acc:>9.2%}{f'{low:.1%}-{high:.1%}':>17}{params:>14,}")
+    gap, gain = summary["teacher_minus_student"], summary["student_minus_labels_only"]
     lines += [
-        f"distilled - labels-only: {summary['student_dev_acc'] - summary['labels_only_dev_acc']:+.2%}; "
+        f"teacher - distilled: {gap['difference']:+.2%} (95% {gap['interval'][0]:+.2%} to {gap['interval'][1]:+.2%}); "
+        f"distilled - labels-only: {gain['difference']:+.2%} (95% {gain['interval'][0]:+.2%} to "
+        f"{gain['interval'][1]:+.2%})",
         f"student agrees with teacher on {summary['student_agreement_with_teacher']:.2%} of dev; "
-        f"{ratio:.0f}x fewer parameters",
+        f"{ratio:.0f}x fewer parameters; per class, intervals and the confusion matrix: {summary['report_path']}",
         f"Android (MediaPipe TextClassifier): {summary['mediapipe_path']} ({summary['mediapipe_bytes'] / 1e6:.2f} MB, "
         f"MediaPipe gives the Keras label on {summary['mediapipe_agreement_with_keras']:.2%} of dev)",
         f"TFLite, text in (needs TF Text's ops): {summary['tflite_path']} ({summary['tflite_bytes'] / 1e6:.2f} MB, "

@@ -130,15 +130,21 @@ def distill(
 
 
 def fine_tune_on_labels(student, texts, labels, config, verbose="auto"):
-    """A few epochs of cross-entropy on the gold labels alone, at a low learning rate, after distillation."""
+    """A few epochs of cross-entropy on the gold labels alone, at a low learning rate, after distillation.
+
+    It trains the student's id-level network on ids tokenised in the input pipeline, as distillation
+    does: under a multi-device strategy a batch of strings cannot be split over the replicas.
+    """
     keras.utils.set_random_seed(config.seed)
-    student.compile(
+    network = student.classifier
+    network.compile(
         optimizer=keras.optimizers.Adam(config.fine_tune_learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )
-    return student.fit(
-        _labelled_dataset(texts, labels, config, shuffle=True), epochs=config.fine_tune_epochs,
+    dataset = _labelled_dataset(texts, labels, config, shuffle=True).map(lambda t, y: (student.tokenizer(t), y))
+    return network.fit(
+        dataset, epochs=config.fine_tune_epochs,
         verbose=progress.keras_verbose(verbose), shuffle=False,  # the dataset shuffles itself
     )
 

@@ -21,6 +21,7 @@ import tensorflow as tf  # noqa: E402
 
 from kdistill import student as student_lib, training  # noqa: E402
 from kdistill.distiller import Distiller  # noqa: E402
+from kdistill.config import DistillConfig  # noqa: E402
 
 WORDS = "a the film is great dull long funny bad good story plot actors and but not very".split()
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
@@ -100,6 +101,25 @@ def scoped():
     except Exception as e:  # noqa: BLE001 - the test reads its type and message
         result["other_keras_error"] = f"{type(e).__name__}: {e}"
     return result
+
+
+def fine_tune():
+    """The default recipe's end under mirrored, as apps.distill runs it: distillation, then the gold fine-tune
+    (which once fed strings to the replicas) with the same strategy. Its own process: collectives of
+    strategies made before in the same process can clash."""
+    mirrored = distribute.get_strategy("mirrored")
+    with mirrored.scope():
+        student = student_lib.Student(VOCABULARY, 2, sequence_length=12, embedding_dim=8, filters=4,
+                                      kernel_sizes=(2, 3), dropout=0.0)
+        distiller = Distiller(keras.layers.Identity(), student)
+        distiller.compile(optimizer="sgd")
+        distiller.fit(training.with_token_ids(tf.data.Dataset.from_tensor_slices(_batch(16)).batch(8), student),
+                      epochs=1, verbose=0)
+        before = [keras.ops.convert_to_numpy(w) for w in student.trainable_weights]
+        texts, labels = ["a fine film", "a dull film", "fine", "dull", "a film"] * 4, [1, 0, 1, 0, 1] * 4
+        history = training.fine_tune_on_labels(student, texts, labels, DistillConfig(fine_tune_epochs=2), verbose=0)
+    moved = [not np.array_equal(b, keras.ops.convert_to_numpy(w)) for b, w in zip(before, student.trainable_weights)]
+    return {"epochs": len(history.history["loss"]), "every_weight_moved": all(moved)}
 
 
 if __name__ == "__main__":

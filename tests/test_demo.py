@@ -43,6 +43,14 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     assert summary["teacher_params"] > 30 * summary["student_params"]
     assert "student, distilled" in result.stdout and summary["tflite_path"] in result.stdout
     assert summary["mediapipe_path"] in result.stdout
+    # The report: intervals on each accuracy and on the paired differences, per class, a confusion matrix.
+    low, high = summary["accuracy_interval"]["student"]
+    assert low < summary["student_dev_acc"] < high
+    assert set(summary["teacher_minus_student"]) >= {"difference", "interval"}
+    report = open(summary["report_path"]).read()
+    assert "| class | precision | recall | F1 | dev rows |" in report and "confusion.png" in report
+    assert os.path.getsize(os.path.join(out, "confusion.png")) > 0
+    assert "95% interval" in result.stdout and summary["report_path"] in result.stdout
 
 
 @pytest.mark.slow

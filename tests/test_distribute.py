@@ -56,6 +56,12 @@ def checks():
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def test_the_gold_fine_tune_runs_under_mirrored():
+    """The default recipe's last stage on two replicas, after distillation: token ids go to the replicas."""
+    result = json.loads(run_app("tests.distribute_checks", "fine_tune").stdout.strip().splitlines()[-1])
+    assert result["fine_tune"] == {"epochs": 2, "every_weight_moved": True}
+
+
 def test_distiller_loss_and_gradients_under_mirrored_equal_one_device(checks):
     """One SGD step on the same global batch: two replicas (labelled rows split 3:1) = one device."""
     for name, check in checks["gradients"].items():
