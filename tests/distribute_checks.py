@@ -71,6 +71,14 @@ def gradients():
     return results
 
 
+def _tiny_distiller():
+    student = student_lib.Student(VOCABULARY, 2, sequence_length=12, embedding_dim=8, filters=4, kernel_sizes=(2, 3),
+                                  dropout=0.0)
+    distiller = Distiller(keras.layers.Identity(), student)
+    distiller.compile(optimizer="sgd")
+    return student, distiller
+
+
 def scoped():
     """Fits a Distiller and a plain keras.Model under mirrored: only kdistill's model gets the fixes
     (each batch of 5 rows splits 3:2, which Keras' own first-batch mean cannot average), and the
@@ -80,10 +88,7 @@ def scoped():
     keras_build, keras_reduce = trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica
     mirrored = distribute.get_strategy("mirrored")
     with mirrored.scope():
-        student = student_lib.Student(VOCABULARY, 2, sequence_length=12, embedding_dim=8, filters=4,
-                                      kernel_sizes=(2, 3), dropout=0.0)
-        distiller = Distiller(keras.layers.Identity(), student)
-        distiller.compile(optimizer="sgd")
+        student, distiller = _tiny_distiller()
         plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         plain.compile(optimizer="sgd", loss="mse")
     uneven = training.with_token_ids(tf.data.Dataset.from_tensor_slices(_batch(15)).batch(5), student)
@@ -109,10 +114,7 @@ def fine_tune():
     strategies made before in the same process can clash."""
     mirrored = distribute.get_strategy("mirrored")
     with mirrored.scope():
-        student = student_lib.Student(VOCABULARY, 2, sequence_length=12, embedding_dim=8, filters=4,
-                                      kernel_sizes=(2, 3), dropout=0.0)
-        distiller = Distiller(keras.layers.Identity(), student)
-        distiller.compile(optimizer="sgd")
+        student, distiller = _tiny_distiller()
         distiller.fit(training.with_token_ids(tf.data.Dataset.from_tensor_slices(_batch(16)).batch(8), student),
                       epochs=1, verbose=0)
         before = [keras.ops.convert_to_numpy(w) for w in student.trainable_weights]
