@@ -102,9 +102,12 @@ def test_user_errors_are_one_line_without_traceback(module, args, message):
 
 
 def parsed_configs(module, *args):
+    """The configs `module` builds from `args`; None for those it has no flags for."""
     define_flags(module)
     flags.FLAGS([module, *args])
-    return ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config())
+    return ablations.Configs(common.teacher_config() if "teacher" in flags.FLAGS else None,
+                             common.student_config() if "epochs" in flags.FLAGS else None,
+                             common.distill_config() if "epochs" in flags.FLAGS else None)
 
 
 def test_every_binary_runs_the_librarys_recipe_and_recipe_and_flags_change_it():

@@ -38,7 +38,8 @@ def test_auto_size_grows_short_texts_only(ag_texts):
     sst2 = [str(t) for t in data.load(SST2, num_labels=100, seed=0, max_unlabelled=3000).unlabelled_texts]
     assert augment.median_words(sst2) < augment.SHORT_TEXT_WORDS < augment.median_words(ag_texts)
     assert augment.auto_size(sst2) == augment.AUTO_MIN_TEXTS == 60_000
-    assert augment.auto_size(sst2 * 20) == augment.AUTO_MAX_TEXTS == 134_000  # 2 x 60k texts, capped
+    assert augment.auto_size(sst2 * 20) == 120_000  # 60,000 texts doubled
+    assert augment.auto_size(sst2 * 25) == augment.AUTO_MAX_TEXTS == 134_000  # 75,000 doubled, capped
     assert augment.auto_size(sst2 * 50) == 134_000 < len(sst2 * 50)  # more texts than that: no copies
     assert augment.auto_size(ag_texts) == 0 and augment.auto_size([]) == 0
     assert DistillConfig().augment_to == "auto" and DistillConfig(augment_to="60000").augment_to == 60_000

@@ -28,6 +28,8 @@ def test_every_config_field_is_part_of_the_key_with_nothing_to_list():
                 changed = value + 1
             elif isinstance(value, tuple):
                 changed = value + value[:1]
+            elif field.metadata.get("choices"):
+                changed = next(choice for choice in field.metadata["choices"] if choice != value)
             else:
-                changed = value + "_other"
+                changed = "12345" if value == config.AUTO else value + "_other"
             assert keys.of(dataclasses.replace(default, **{field.name: changed})) != keys.of(default), field.name
