@@ -169,7 +169,7 @@ def _confusion_png(confusion, class_names, path):
     ax.set_yticks(list(ticks), [class_names[i] for i in ticks], fontsize=7)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title("distilled student on dev: rows are the true class, shaded by row share")
+    ax.set_title("distilled student on dev\n(shade: share of the true class's rows)")
     ax.title.set_fontsize(9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
