@@ -51,15 +51,11 @@ def main(argv):
                 f"{', '.join('--' + name for name in given)} do not apply with --transfer_shards (the shards are the "
                 "unlabelled transfer set, as big as apps.label made it); drop them"
             )
-        if FLAGS["fine_tune_epochs"].present and FLAGS.fine_tune_epochs:
-            raise KdistillError(
-                "--fine_tune_epochs is not supported with --transfer_shards yet; drop it, "
-                "or distil from the dataset's own unlabelled rows"
-            )
-        if distill_config.fine_tune_epochs or distill_config.augment_to:
-            print("[distill] streaming --transfer_shards: the recipe's perturbed copies and gold fine-tune do not "
-                  "apply (the shards are the transfer set)", flush=True)
-        distill_config = dataclasses.replace(distill_config, augment_to=0, fine_tune_epochs=0)
+        if distill_config.augment_to:
+            print("[distill] streaming --transfer_shards: the recipe's perturbed copies do not apply (the shards are "
+                  "the transfer set)", flush=True)
+        # The gold fine-tune runs after streaming as after in-memory distillation (`training.distill_shards`).
+        distill_config = dataclasses.replace(distill_config, augment_to=0)
         splits = pipeline.load_splits(FLAGS.dataset, FLAGS.num_labels, FLAGS.seed, max_unlabelled=0,
                                       encoding=FLAGS.encoding)
     else:

@@ -34,12 +34,13 @@ AUTO_MAX_TEXTS = 134_000
 SHORT_TEXT_WORDS = 20
 
 
-def auto_size(texts):
-    """How many texts `augment_to="auto"` grows a transfer set of `texts` to: short texts to
-    `AUTO_MIN_TEXTS`, or doubled up to `AUTO_MAX_TEXTS`; longer texts (and larger sets) not at all."""
-    if not len(texts) or median_words(texts) > SHORT_TEXT_WORDS:
+def auto_size(num_texts, median):
+    """How many texts `augment_to="auto"` grows a transfer set of `num_texts` texts of `median` words
+    (`median_words`) to: short texts to `AUTO_MIN_TEXTS`, or doubled up to `AUTO_MAX_TEXTS`; longer texts (and
+    larger sets) not at all."""
+    if not num_texts or median > SHORT_TEXT_WORDS:
         return 0
-    return min(max(2 * len(texts), AUTO_MIN_TEXTS), AUTO_MAX_TEXTS)
+    return min(max(2 * num_texts, AUTO_MIN_TEXTS), AUTO_MAX_TEXTS)
 
 
 def median_words(texts):

@@ -61,11 +61,11 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True
         print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
         return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
     if config.ensemble > 1:
-        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs)
-    return _fine_tune_teacher(splits, teacher_dir, config, seed, strategy)
+        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key)
+    return _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key)
 
 
-def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy):
+def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key):
     start = time.time()
     print(f"[teacher] fine-tuning {config.handle} on {len(splits.labelled_texts)} labels", flush=True)
     import keras
@@ -93,14 +93,14 @@ def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy):
         "seconds": round(time.time() - start, 1),
         **_config_dict(config, "teacher_"),
         # Whichever command trained it, a later run with the same labels and config reuses it.
-        "run_key": _teacher_key(splits, config, seed),
+        "run_key": key,
     }
     io.write_json(metrics, os.path.join(teacher_dir, METRICS_FILE))
     print(f"[teacher] dev accuracy {metrics['teacher_dev_acc']:.4f} ({metrics['seconds']} s)", flush=True)
     return model, metrics
 
 
-def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs):
+def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key):
     """`config.ensemble` teachers saved as one ensemble in `teacher_dir` (`teacher.load` gives a
     `TeacherEnsemble`); its metrics give the ensemble's dev accuracy beside each member's."""
     start = time.time()
@@ -125,7 +125,7 @@ def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_d
         "teacher_params": int(ensemble.count_params()),
         "seconds": round(time.time() - start, 1),
         **_config_dict(config, "teacher_"),
-        "run_key": _teacher_key(splits, config, seed),
+        "run_key": key,
     }
     io.write_json(metrics, os.path.join(teacher_dir, METRICS_FILE))
     members = ", ".join(f"{acc:.4f}" for acc in metrics["teacher_member_dev_acc"])
@@ -192,8 +192,9 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     size = distill_config.augment_to
     if size == AUTO:
-        size = augment.auto_size(texts)
-        print(f"[augment] auto: {len(texts):,} transfer texts of median {augment.median_words(texts):.0f} words -> "
+        median = augment.median_words(texts)
+        size = augment.auto_size(len(texts), median)
+        print(f"[augment] auto: {len(texts):,} transfer texts of median {median:.0f} words -> "
               + (f"grown to {size:,}" if size > len(texts) else "no copies"), flush=True)
     copies = -(-size // max(len(texts), 1)) - 1
     extra = augment.augment_texts(texts, copies, seed=distill_config.seed)

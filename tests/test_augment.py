@@ -37,11 +37,15 @@ def test_auto_size_grows_short_texts_only(ag_texts):
     134,000; AG News' items (median 37) and a pool already over 134,000 are not."""
     sst2 = [str(t) for t in data.load(SST2, num_labels=100, seed=0, max_unlabelled=3000).unlabelled_texts]
     assert augment.median_words(sst2) < augment.SHORT_TEXT_WORDS < augment.median_words(ag_texts)
-    assert augment.auto_size(sst2) == augment.AUTO_MIN_TEXTS == 60_000
-    assert augment.auto_size(sst2 * 20) == 120_000  # 60,000 texts doubled
-    assert augment.auto_size(sst2 * 25) == augment.AUTO_MAX_TEXTS == 134_000  # 75,000 doubled, capped
-    assert augment.auto_size(sst2 * 50) == 134_000 < len(sst2 * 50)  # more texts than that: no copies
-    assert augment.auto_size(ag_texts) == 0 and augment.auto_size([]) == 0
+
+    def auto(texts):
+        return augment.auto_size(len(texts), augment.median_words(texts))
+
+    assert auto(sst2) == augment.AUTO_MIN_TEXTS == 60_000
+    assert auto(sst2 * 20) == 120_000  # 60,000 texts doubled
+    assert auto(sst2 * 25) == augment.AUTO_MAX_TEXTS == 134_000  # 75,000 doubled, capped
+    assert auto(sst2 * 50) == 134_000 < len(sst2 * 50)  # more texts than that: no copies
+    assert auto(ag_texts) == 0 and auto([]) == 0
     assert DistillConfig().augment_to == "auto" and DistillConfig(augment_to="60000").augment_to == 60_000
     with pytest.raises(ValueError, match="neither 'auto' nor a number"):
         DistillConfig(augment_to="lots")
