@@ -28,6 +28,8 @@ def define_flags():
     flags.DEFINE_list("num_labels", ["100", "300", "1000"], "Labelled-set sizes N.")
     flags.DEFINE_list("seeds", ["0", "1"], "Seeds of the labelled sample and training.")
     flags.DEFINE_integer("max_unlabelled", None, "Cap on unlabelled texts per cell.")
+    flags.DEFINE_integer("validation_rows", 0, "Measure on this many rows carved from train (outside the labelled "
+                         "sample and the pool) instead of dev: where recipes and rules are chosen.")
     flags.DEFINE_string("out_dir", "runs/benchmark", "Cache of cells, teachers and logits.")
     flags.DEFINE_string("docs_dir", "docs", "Where RESULTS.md, results.json and the plots go.")
     flags.DEFINE_bool("cost", True, "Measure the cost table (exports and times the teachers and the student).")
@@ -52,7 +54,7 @@ def task_specs():
 def main(argv):
     del argv
     configs = ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
-                                FLAGS.max_unlabelled)
+                                FLAGS.max_unlabelled, FLAGS.validation_rows)
     specs = task_specs()
     stopwatch = benchmark.Stopwatch()
     rows = [

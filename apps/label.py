@@ -56,7 +56,7 @@ def main(argv):
     if strategy is not None:
         with strategy.scope():  # the teacher's weights on every replica
             teacher = teacher_lib.load(teacher_dir)
-        predict = labelling.strategy_predict(teacher, strategy, FLAGS.batch_size)
+        predict = teacher_lib.predictor(teacher, FLAGS.batch_size, strategy)
     else:
         teacher = teacher_lib.load(teacher_dir)
         predict = None

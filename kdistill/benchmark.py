@@ -55,7 +55,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
                                            for k in range(1, configs.teacher.ensemble)]
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
-    key = keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.teacher, configs.student, distill_config)
+    key = keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
+                  configs.student, distill_config)
     cell_path = os.path.join(cell_dir, "cell.json")
     name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
     if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:
@@ -64,7 +65,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     print(f"[benchmark] {name}", flush=True)
     start = time.time()
     stopwatch = Stopwatch()
-    splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled)
+    splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled,
+                                  validation_rows=configs.validation_rows)
     teacher, teacher_metrics = pipeline.train_teacher(splits, teacher_dir, configs.teacher, seed,
                                                             member_dirs=member_dirs)
     stopwatch.lap("teacher")
@@ -125,7 +127,8 @@ def _same_baseline(a, b):
     # The labels-only student borrows only the vocabulary and embeddings of the (first) teacher,
     # which an ensemble of the default teacher shares with it.
     first_teacher = dataclasses.replace(a.teacher, ensemble=1)
-    return (first_teacher, a.student, a.max_unlabelled) == (b.teacher, b.student, b.max_unlabelled) and all(
+    return (first_teacher, a.student, a.max_unlabelled, a.validation_rows) == (
+        b.teacher, b.student, b.max_unlabelled, b.validation_rows) and all(
         getattr(a.distill, field) == getattr(b.distill, field) for field in BASELINE_DISTILL_FIELDS)
 
 

@@ -14,7 +14,7 @@ within one row of each other in size. Independent processes (or machines) split
 the work with `shard_indices`; each shard is labelled in chunks of `CHUNK_ROWS`
 of its own rows, so a shard's logits are bit-identical whichever process wrote it
 and whatever other shards that process wrote (on the same kind of device;
-`teacher_predict` explains why this needs one shape-generic graph).
+`teacher.predictor` explains why this needs one shape-generic graph).
 
 A process holds one chunk per shard it is writing, and writes at most 32 shards per
 pass over the corpus (re-reading it for the next 32), so its memory stays bounded.
@@ -115,7 +115,7 @@ def label_corpus(
         shard_indices: the shards this call writes (default all); other processes write the rest.
         keep_labels: write the file's labels (class ids) too; by default every row is
             unlabelled (-1), as the label-scarce setting needs.
-        predict: `texts -> logits`; default `teacher_predict` (length-bucketed, one device).
+        predict: `texts -> logits`; default `teacher.predictor(teacher, batch_size)` (one device).
 
     Returns:
         A summary: rows written, shards labelled and skipped, seconds, texts per second.
@@ -142,7 +142,7 @@ def label_corpus(
     counts = _count_rows(files, encoding, keep_labels, num_shards, teacher.num_classes)
     if counts.sum() == 0:
         raise KdistillError(f"{', '.join(files)}: no text at all; give files with at least one non-blank row")
-    predict = predict or teacher_predict(teacher, batch_size)
+    predict = predict or teacher_lib.predictor(teacher, batch_size)
     total = int(sum(counts[i] for i in pending))
     if verbose:
         print(f"[label] {total:,} texts into shards {_ranges(pending)} of {num_shards} -> {out_dir}", flush=True)
@@ -309,46 +309,6 @@ def _ranges(indices):
 def worker_shards(num_shards, worker_index, num_workers):
     """The shards worker `worker_index` of `num_workers` labels: every `num_workers`-th one."""
     return list(range(worker_index, num_shards, num_workers))
-
-
-def teacher_predict(teacher, batch_size=64):
-    """`texts -> logits`: the teacher over length-bucketed batches, through one shape-generic graph.
-
-    Keras' `predict_on_batch` (`teacher.logits`) traces a graph per batch shape and,
-    after a few shapes, a shape-generic one, so the same rows can get logits that
-    differ in the last bits depending on which batches a process ran before. One
-    graph for every shape makes a shard's logits a function of its texts alone,
-    whichever process labels it and whatever it labelled before.
-    """
-    import tensorflow as tf
-
-    forward = tf.function(lambda batch: teacher(batch, training=False), input_signature=[teacher_lib.batch_signature()])
-
-    def predict(texts):
-        return teacher_lib.run_batches(teacher, texts, forward, {"logits": teacher.num_classes}, batch_size)["logits"]
-
-    return predict
-
-
-def strategy_predict(teacher, strategy, batch_size=64):
-    """`texts -> logits` with the teacher's predict distributed over `strategy`'s replicas.
-
-    Batches are length-bucketed as in `teacher.logits`; Keras splits each one over
-    the replicas. Logits agree with one device's to float tolerance, not bit for bit.
-    """
-    import tensorflow as tf
-
-    def predict(texts):
-        batches = list(teacher_lib.inference_batches(teacher, texts, batch_size))
-        signature = teacher_lib.batch_signature()
-        dataset = tf.data.Dataset.from_generator(lambda: (b for _, b in batches), output_signature=signature)
-        with strategy.scope(), teacher_lib.preprocessed(teacher):
-            out = teacher.predict(dataset, verbose=0)
-        logits = np.empty_like(out)
-        logits[np.concatenate([index for index, _ in batches])] = out
-        return logits
-
-    return predict
 
 
 @dataclasses.dataclass

@@ -35,10 +35,10 @@ METRICS_FILE = "metrics.json"
 BACKUP_DIR = "backup"
 
 
-def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encoding="utf-8"):
-    splits = data.load(
-        dataset, num_labels, seed=seed, max_unlabelled=max_unlabelled, unlabelled=unlabelled, encoding=encoding
-    )
+def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=None, encoding="utf-8",
+                validation_rows=0):
+    splits = data.load(dataset, num_labels, seed=seed, max_unlabelled=max_unlabelled, unlabelled=unlabelled,
+                       encoding=encoding, validation_rows=validation_rows)
     print(f"[data] {dataset}: {splits.describe()}", flush=True)
     return splits
 
@@ -366,6 +366,7 @@ def run_all(
         "num_labels": len(splits.labelled_texts),
         "num_unlabelled": len(splits.unlabelled_texts),
         "dev_rows": len(splits.dev_texts),
+        "dev_source": splits.dev_source,
         "seed": seed,
         "teacher": teacher_config.handle,
         "teacher_ensemble": teacher_config.ensemble,

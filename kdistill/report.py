@@ -90,7 +90,7 @@ def write(out_dir, summary, class_names, dev_labels, dev_logits):
         f"# Run report: {os.path.basename(os.path.normpath(summary['dataset']))}",
         "",
         f"Data: `{summary['dataset']}`, {summary['num_labels']:,} labelled and {summary['num_unlabelled']:,} unlabelled "
-        f"texts, {len(labels):,} dev rows, {len(class_names)} classes, seed {summary['seed']}. Teacher: "
+        f"texts, {len(labels):,} dev rows ({summary.get('dev_source', 'dev split')}), {len(class_names)} classes, seed {summary['seed']}. Teacher: "
         f"`{summary['teacher']}`. Every figure is measured on the dev rows; the intervals are 95%.",
         "",
         "| model | dev accuracy | 95% interval | macro-F1 | parameters |",

@@ -194,11 +194,11 @@ def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True):
         cached = _read_cache(path, shape)
         if cached is not None:
             return cached
-    out = run_batches(teacher, texts, teacher.predict_on_batch, {"logits": shape[1]}, batch_size,
-                      bar=progress.bar(len(texts), unit_name="text") if verbose else None, source=cache_dir)
+    out = predictor(teacher, batch_size)(texts, bar=progress.bar(len(texts), unit_name="text") if verbose else None,
+                                         source=cache_dir)
     if path:
-        io.atomic_save_npy(out["logits"], path)
-    return out["logits"]
+        io.atomic_save_npy(out, path)
+    return out
 
 
 def _read_cache(path, shape):
@@ -248,47 +248,71 @@ def fingerprint(teacher, texts):
     return digest.hexdigest()
 
 
-def run_batches(teacher, texts, forward, widths, batch_size=64, bar=None, source=None):
-    """The one way the teacher runs over texts: `{name: float32 array (len(texts), width)}`.
+def predictor(teacher, batch_size=64, strategy=None):
+    """`predict(texts, bar=None, source=None) -> logits`: the one way the teacher runs over texts.
 
-    The texts are tokenized once and cut into batches of similar length (less padding);
-    `forward(batch)` maps one preprocessed batch to an array, or to a list of arrays in
-    the order of `widths` ({name: width}); the rows come back in the order of `texts`.
-    A first output (the logits) with NaN or infinite rows is refused: the teacher is damaged.
-    `source` names the teacher in that error.
+    The texts are tokenized once and cut into batches of similar length (less padding),
+    and the rows come back in the order of `texts`. Every batch runs through one
+    shape-generic graph: Keras' `predict_on_batch` traces a graph per batch shape and then
+    a generic one, so the same rows could get logits differing in the last bits depending on
+    what the process ran before; with one graph a text's logits depend on the text alone.
+    The model is called on token ids directly, so its preprocessor stays attached. With a
+    multi-replica `strategy` each batch is split over the replicas (logits then agree with
+    one device's to float tolerance, not bit for bit). Logits with NaN or infinite rows are
+    refused: the teacher is damaged; `source` names it in that error.
     """
-    out = {name: np.zeros((len(texts), width), np.float32) for name, width in widths.items()}
-    batches = inference_batches(teacher, texts, batch_size)  # tokenizes now, with the preprocessor attached
-    with preprocessed(teacher):
-        for index, batch in batches:
-            results = forward(batch)
-            results = results if len(widths) > 1 else [results]
-            for name, result in zip(widths, results):
-                out[name][index] = keras.ops.convert_to_numpy(result)
+    import tensorflow as tf
+
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        forward = _over_replicas(teacher, strategy)
+    else:
+        forward = tf.function(lambda batch: teacher(batch, training=False), input_signature=[batch_signature()])
+
+    def predict(texts, bar=None, source=None):
+        out = np.zeros((len(texts), teacher.num_classes), np.float32)
+        for index, batch in inference_batches(teacher, texts, batch_size):
+            out[index] = keras.ops.convert_to_numpy(forward(batch))
             if bar:
                 bar.add(len(index))
-    first = next(iter(out.values()))
-    broken = int(np.sum(~np.isfinite(first).all(axis=1)))
-    if broken:
-        raise KdistillError(
-            f"{source or 'teacher'}: the teacher gives NaN or infinite logits for {broken} of {len(texts)} "
-            "texts; its weights are damaged or training diverged: retrain it (a lower --teacher_learning_rate)"
-        )
-    return out
+        broken = int(np.sum(~np.isfinite(out).all(axis=1)))
+        if broken:
+            raise KdistillError(
+                f"{source or 'teacher'}: the teacher gives NaN or infinite logits for {broken} of {len(texts)} "
+                "texts; its weights are damaged or training diverged: retrain it (a lower --teacher_learning_rate)"
+            )
+        return out
+
+    return predict
+
+
+def _over_replicas(teacher, strategy):
+    """The teacher's forward pass with each batch split over `strategy`'s replicas and the rows gathered back
+    in order. `strategy.run` takes the plain function: given a `tf.function` it would bind the per-replica
+    values to that function's signature."""
+    import tensorflow as tf
+
+    step = tf.function(lambda batch: strategy.run(lambda rows: teacher(rows, training=False), args=(batch,)),
+                       reduce_retracing=True)
+
+    def run(batch):
+        dataset = tf.data.Dataset.from_tensors(batch).unbatch().batch(max(len(batch["token_ids"]), 1))
+        (distributed,) = list(strategy.experimental_distribute_dataset(dataset))
+        return strategy.gather(step(distributed), axis=0)
+
+    return run
 
 
 def inference_batches(teacher, texts, batch_size=64):
-    """`(row indices, preprocessed batch)` pairs covering `texts`, similar lengths together.
-
-    Call it outside `preprocessed(teacher)` (it tokenizes at once), then run the teacher on
-    the batches inside it; `batch_signature()` types them.
-    """
+    """`(row indices, token-id batch)` pairs covering `texts`, similar lengths together; `batch_signature()`
+    types them."""
     return _bucketed_batches(tokenize(teacher, texts), batch_size, rng=None)
 
 
 @contextlib.contextmanager
 def preprocessed(teacher):
-    """Detaches the preprocessor: our batches are tokenised already (to bucket them by length)."""
+    """Detaches the preprocessor while `fit` runs: keras-hub's tasks apply an attached one to every batch
+    (its documented switch is `task.preprocessor = None`), and ours come tokenised already (to bucket
+    them by length)."""
     preprocessor, teacher.preprocessor = teacher.preprocessor, None
     try:
         yield

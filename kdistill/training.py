@@ -111,21 +111,87 @@ def distill(
     labels = np.concatenate(
         [splits.labelled_labels, np.full(len(splits.unlabelled_texts), -1, np.int32)]
     )
-    callbacks = list(callbacks or [])
+    order = io.EpochOrder(config.seed)
+
+    def make_dataset(input_context=None):
+        return with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order), student)
+
+    return _fit(teacher, student, make_dataset, order, len(texts), (texts, labels, logits),
+                (splits.labelled_texts, splits.labelled_labels), config, None, callbacks, verbose, backup_dir)
+
+
+def distill_shards(
+    teacher, student, shards, labelled_texts, labelled_logits, labelled_labels, config, strategy=None,
+    shuffle_buffer=None, callbacks=None, verbose="auto", backup_dir=None,
+):
+    """`distill` over a transfer set streamed from teacher-labelled TFRecord shards (`labelling`).
+
+    The shards' rows (and the few labelled rows, mixed through each epoch) flow
+    through `tf.data` (`labelling.dataset`), never all in memory, so memory does not
+    grow with the row count. `config.batch_size` is the global batch: on one machine
+    Keras splits each batch over the replicas; in a multi-worker cluster every worker
+    reads its own share of the shards in batches of `batch_size / replicas`.
+    """
+    import tensorflow as tf
+
+    from kdistill import labelling
+
+    if config.transfer_pool:
+        raise KdistillError("transfer_pool does not apply to streamed shards (they are the transfer set); set it to 0")
+    labelled = (
+        np.asarray([str(t) for t in labelled_texts], dtype=object),
+        np.asarray(labelled_logits, np.float32).reshape(len(labelled_texts), shards.num_classes),
+        np.asarray(labelled_labels, np.int32),
+    )
+    order = io.EpochOrder(config.seed)
+    # TPUs compile for one batch shape; elsewhere the last, partial batch is kept.
+    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
+
+    def make_dataset(input_context=None):
+        batch_size = input_context.get_per_replica_batch_size(config.batch_size) if input_context else config.batch_size
+        return labelling.dataset(
+            shards, batch_size, lambda: int(order.rng().integers(2**31 - 1)), tokenizer=student.tokenizer,
+            labelled=labelled, shuffle_buffer=shuffle_buffer or labelling.SHUFFLE_BUFFER,
+            input_context=input_context, drop_remainder=tpu,
+        )
+
+    return _fit(teacher, student, make_dataset, order, shards.total_rows + len(labelled[0]), (shards.key, *labelled),
+                (labelled[0], labelled[2]), config, strategy, callbacks, verbose, backup_dir)
+
+
+def _fit(teacher, student, make_dataset, order, num_rows, content, gold, config, strategy, callbacks, verbose,
+         backup_dir):
+    """The one training loop behind `distill` (texts in memory) and `distill_shards` (streamed): distillation
+    over the batches `make_dataset` gives, then the gold fine-tune on `gold` (texts, labels).
+
+    `content` identifies the transfer set in the resume key; `order` seeds each epoch's shuffle.
+    """
+    import tensorflow as tf
+
+    from kdistill import distribute
+
+    strategy = strategy or tf.distribute.get_strategy()
+    distribute.check_batch_size(config.batch_size, strategy)
+    callbacks = [order, *(callbacks or [])]
     if backup_dir:
         starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
-        key = keys.of(config, texts, labels, logits, *starting_weights)
+        key = keys.of(config, *content, *starting_weights)
         callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
-    distiller = new_distiller(teacher, student, config, len(texts))
-    order = io.EpochOrder(config.seed)
-    callbacks.insert(0, order)
-    dataset = with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order), student)
-    history = distiller.fit(
-        dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
-        shuffle=False,  # the dataset shuffles itself, seeded by its EpochOrder
-    )
-    if config.fine_tune_epochs:
-        fine_tune_on_labels(student, splits.labelled_texts, splits.labelled_labels, config, verbose=verbose)
+    multi_worker = distribute.num_workers(strategy) > 1
+    with strategy.scope():
+        distiller = new_distiller(teacher, student, config, num_rows)
+        # Each worker of a cluster reads its own share (distribute.py explains the batch sizes); on one
+        # machine Keras splits each global batch over the replicas.
+        dataset = strategy.distribute_datasets_from_function(make_dataset) if multi_worker else make_dataset()
+        history = distiller.fit(
+            dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
+            shuffle=False,  # every source shuffles itself, seeded by `order`
+        )
+        if config.fine_tune_epochs and multi_worker:
+            # Each worker would need its share of a few hundred labelled rows; not built yet.
+            print("[distill] the gold fine-tune is skipped in a multi-worker cluster", flush=True)
+        elif config.fine_tune_epochs:
+            fine_tune_on_labels(student, *gold, config, verbose=verbose)
     return history
 
 
@@ -212,67 +278,3 @@ def with_token_ids(dataset, student):
         return features, labels
 
     return dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def distill_shards(
-    teacher, student, shards, labelled_texts, labelled_logits, labelled_labels, config, strategy=None,
-    shuffle_buffer=None, callbacks=None, verbose="auto", backup_dir=None,
-):
-    """`distill` over a transfer set streamed from teacher-labelled TFRecord shards (`labelling`).
-
-    The shards' rows (and the few labelled rows, mixed through each epoch) flow
-    through `tf.data` (`labelling.dataset`), never all in memory, so memory does not
-    grow with the row count. `config.batch_size` is the global batch: on one machine
-    Keras splits each batch over the replicas; in a multi-worker cluster every worker
-    reads its own share of the shards in batches of `batch_size / replicas`.
-    """
-    import tensorflow as tf
-
-    from kdistill import distribute, labelling
-
-    strategy = strategy or tf.distribute.get_strategy()
-    distribute.check_batch_size(config.batch_size, strategy)
-    labelled = (
-        np.asarray([str(t) for t in labelled_texts], dtype=object),
-        np.asarray(labelled_logits, np.float32).reshape(len(labelled_texts), shards.num_classes),
-        np.asarray(labelled_labels, np.int32),
-    )
-    num_rows = shards.total_rows + len(labelled[0])
-    callbacks = list(callbacks or [])
-    if backup_dir:
-        starting_weights = [keras.ops.convert_to_numpy(w) for w in student.weights]
-        key = keys.of(config, shards.key, *labelled, *starting_weights)
-        callbacks.append(checkpoint.EpochBackup(backup_dir, key, owner=student, name="distillation"))
-    if config.transfer_pool:
-        raise KdistillError("transfer_pool does not apply to streamed shards (they are the transfer set); set it to 0")
-    order = io.EpochOrder(config.seed)
-    callbacks.insert(0, order)
-    # TPUs compile for one batch shape; elsewhere the last, partial batch is kept.
-    tpu = isinstance(strategy, tf.distribute.TPUStrategy)
-
-    def make_dataset(input_context=None):
-        batch_size = input_context.get_per_replica_batch_size(config.batch_size) if input_context else config.batch_size
-        return labelling.dataset(
-            shards, batch_size, lambda: int(order.rng().integers(2**31 - 1)), tokenizer=student.tokenizer,
-            labelled=labelled, shuffle_buffer=shuffle_buffer or labelling.SHUFFLE_BUFFER,
-            input_context=input_context, drop_remainder=tpu,
-        )
-
-    with strategy.scope():
-        distiller = new_distiller(teacher, student, config, num_rows)
-        if distribute.num_workers(strategy) > 1:
-            # Each worker reads its own share of the shards (distribute.py explains the batch sizes).
-            dataset = strategy.distribute_datasets_from_function(make_dataset)
-        else:
-            # One machine: Keras splits each global batch over the replicas.
-            dataset = make_dataset()
-        history = distiller.fit(
-            dataset, epochs=config.epochs, callbacks=callbacks, verbose=progress.keras_verbose(verbose),
-            shuffle=False,  # the shards are read in their own seeded order
-        )
-        if config.fine_tune_epochs and distribute.num_workers(strategy) > 1:
-            # Each worker would need its share of a few hundred labelled rows; not built yet.
-            print("[distill] the gold fine-tune is skipped in a multi-worker cluster", flush=True)
-        elif config.fine_tune_epochs:
-            fine_tune_on_labels(student, labelled[0], labelled[2], config, verbose=verbose)
-        return history

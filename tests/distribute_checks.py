@@ -124,5 +124,21 @@ def fine_tune():
     return {"epochs": len(history.history["loss"]), "every_weight_moved": all(moved)}
 
 
+def labelling():
+    """The teacher's logits with each batch split over two replicas (`teacher.predictor(..., strategy)`, as
+    `apps.label --strategy=mirrored` labels) against one device's, on texts whose last batches split
+    unevenly: the last holds one row, which leaves one replica none."""
+    from kdistill import teacher as teacher_lib
+
+    texts = [" ".join(np.random.default_rng(i).choice(WORDS, 2 + i % 11)) for i in range(17)]
+    mirrored = distribute.get_strategy("mirrored")
+    with mirrored.scope():
+        teacher = teacher_lib.build(num_classes=3, sequence_length=32)
+    one = teacher_lib.predictor(teacher, batch_size=8)(texts)
+    two = teacher_lib.predictor(teacher, batch_size=8, strategy=mirrored)(texts)
+    return {"rows": len(two), "max_difference": float(np.max(np.abs(one - two))),
+            "max_logit": float(np.max(np.abs(one)))}
+
+
 if __name__ == "__main__":
     print(json.dumps({name: globals()[name]() for name in sys.argv[1:]}))

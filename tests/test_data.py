@@ -88,8 +88,12 @@ def test_single_file_holds_out_a_dev_split(tmp_path):
     path = tmp_path / "reviews.tsv"
     path.write_text("label\tsentence\n" + "".join(f"{y}\t{t}\n" for y, t in rows))
     splits = data.load(str(path), num_labels=20, seed=0)
-    assert len(splits.dev_texts) == 10
-    assert len(splits.labelled_texts) + len(splits.unlabelled_texts) == 90
+    assert len(splits.dev_texts) == 20
+    assert len(splits.labelled_texts) + len(splits.unlabelled_texts) == 80
+    # Stratified: each class keeps its share of the file in dev.
+    share = np.mean([int(y) for y, _ in rows])
+    assert abs(np.mean(splits.dev_labels) - share) <= 1 / 20
+    assert "held out of reviews.tsv: 20%, stratified" in splits.describe()
 
 
 def test_extra_unlabelled_text_file(tmp_path):

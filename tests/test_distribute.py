@@ -62,6 +62,12 @@ def test_the_gold_fine_tune_runs_under_mirrored():
     assert result["fine_tune"] == {"epochs": 2, "every_weight_moved": True}
 
 
+def test_teacher_labels_over_two_replicas_as_on_one_device():
+    result = json.loads(run_app("tests.distribute_checks", "labelling").stdout.strip().splitlines()[-1])["labelling"]
+    assert result["rows"] == 17
+    assert result["max_difference"] < 1e-4 * max(1.0, result["max_logit"]), result
+
+
 def test_distiller_loss_and_gradients_under_mirrored_equal_one_device(checks):
     """One SGD step on the same global batch: two replicas (labelled rows split 3:1) = one device."""
     for name, check in checks["gradients"].items():

@@ -1,0 +1,123 @@
+"""Time: an estimate before a run starts, and its ETA as each stage ends.
+
+The estimate counts the run's work from the data (teacher updates, texts to label,
+student rows) and prices it by the pretrained teacher's measured speed on a sample
+of these texts on this machine (`probe`): the teacher's forward pass dominates every
+stage but the students', and the students' cost follows the machine's speed the
+same way. The ratios between stages were measured on the 2-core machine
+(`make demo` and the small tasks, docs/RESULTS.md's run times).
+
+`RunClock` prints the estimate, then at the end of each stage the time it took and
+what is left, the remaining estimate scaled by how far the finished stages were off.
+
+Example:
+
+```python
+seconds = plan(splits, teacher_config, student_config, distill_config, probe(teacher_config, splits))
+clock = RunClock(seconds)
+...                     # the teacher stage
+clock.done("teacher")   # "[time] teacher: 5.9 min (estimated 6.2); about 17 min left, done near 14:32"
+```
+"""
+
+import dataclasses
+import time
+
+import numpy as np
+
+from kdistill import augment
+from kdistill.config import AUTO
+
+# Measured on the 2-core machine, as multiples of the teacher's forward pass per text (`probe`):
+# one fine-tuning step costs forward, backward and AdamW on its batch.
+FINE_TUNE_PER_TEXT = 7.5
+# Loading, saving and reloading one fine-tuned teacher, and its dev logits, in seconds.
+TEACHER_OVERHEAD_S = 12.0
+# The student's training cost per transfer row and epoch, and the labels-only student's epochs (early
+# stopping ends it between 8 and 20 of its 40), as multiples of the forward pass of a short text.
+STUDENT_ROW = 0.11
+LABELS_ONLY_EPOCHS = 14
+# Export: conversion, quantisation and the two parity checks, and what each dev row adds to them.
+EXPORT_S = 35.0
+EXPORT_PER_DEV_ROW = 10.0
+STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
+PROBE_TEXTS = 256
+
+
+def probe(teacher, texts, seed=0):
+    """Milliseconds the teacher's forward pass takes per text of `texts` on this machine (a seeded sample of
+    `PROBE_TEXTS`, length-bucketed as labelling runs it, after one batch to build the graph)."""
+    from kdistill import teacher as teacher_lib
+
+    texts = np.asarray(texts, dtype=object)
+    sample = texts[np.random.default_rng(seed).choice(len(texts), min(PROBE_TEXTS, len(texts)), replace=False)]
+    predict = teacher_lib.predictor(teacher)
+    predict(sample[:64])
+    start = time.perf_counter()
+    predict(sample)
+    return 1000 * (time.perf_counter() - start) / len(sample)
+
+
+def transfer_size(splits, distill_config):
+    """How many texts the teacher labels for distillation: the pool (cut to `transfer_pool`), the labelled rows
+    and the perturbed copies the config asks for, as `pipeline.transfer_targets` makes them."""
+    pool = len(splits.unlabelled_texts)
+    if distill_config.transfer_pool:
+        pool = min(pool, distill_config.transfer_pool)
+    texts = pool + len(splits.labelled_texts)
+    size = distill_config.augment_to
+    if size == AUTO:
+        size = augment.auto_size(texts, augment.median_words(np.concatenate([splits.labelled_texts,
+                                                                               splits.unlabelled_texts])))
+    return max(texts, int(size or 0))
+
+
+def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False):
+    """Estimated seconds of each stage of `pipeline.run_all` (`STAGES`), from the data's size and the
+    teacher's measured `ms_per_text`; `teacher_trained` when a reusable teacher (and its logits) exist."""
+    forward = ms_per_text / 1000
+    members = teacher_config.ensemble
+    labelled = len(splits.labelled_texts)
+    transfer = transfer_size(splits, distill_config)
+    fine_tune = teacher_config.epochs_for(labelled) * labelled * FINE_TUNE_PER_TEXT * forward + TEACHER_OVERHEAD_S
+    student_row = STUDENT_ROW * forward
+    return {
+        "teacher": 0.0 if teacher_trained else members * fine_tune,
+        "labelling": 0.0 if teacher_trained else members * (transfer + len(splits.dev_texts)) * forward,
+        "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
+        "distillation": (distill_config.epochs * transfer + distill_config.fine_tune_epochs * labelled) * student_row,
+        "export": EXPORT_S + EXPORT_PER_DEV_ROW * len(splits.dev_texts) * forward,
+    }
+
+
+@dataclasses.dataclass
+class RunClock:
+    """Prints the estimate, then each stage's time and the ETA of the rest; `seconds` keeps what each took."""
+
+    estimate: dict
+    start: float = dataclasses.field(default_factory=time.time)
+
+    def __post_init__(self):
+        self.seconds = {}
+        self._since = self.start
+        parts = ", ".join(f"{name.replace('_', ' ')} {_minutes(s)}" for name, s in self.estimate.items() if s >= 1)
+        print(f"[time] estimate: about {_minutes(sum(self.estimate.values()))} ({parts}), "
+              f"from the teacher's speed measured on this machine", flush=True)
+
+    def done(self, stage):
+        now = time.time()
+        self.seconds[stage] = round(now - self._since, 1)
+        self._since = now
+        finished_estimate = sum(self.estimate[name] for name in self.seconds)
+        # The stages ahead, scaled by how far the finished ones were off (within reason: a cached stage
+        # takes seconds where minutes were estimated).
+        scale = min(max(sum(self.seconds.values()) / finished_estimate, 0.5), 2.0) if finished_estimate > 30 else 1.0
+        left = scale * sum(s for name, s in self.estimate.items() if name not in self.seconds)
+        end = time.strftime("%H:%M", time.localtime(now + left))
+        ahead = f"about {_minutes(left)} left, done near {end}" if left >= 1 else "done"
+        print(f"[time] {stage.replace('_', ' ')}: {_minutes(self.seconds[stage])} "
+              f"(estimated {_minutes(self.estimate[stage])}); {ahead}", flush=True)
+
+
+def _minutes(seconds):
+    return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
