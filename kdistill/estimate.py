@@ -72,9 +72,10 @@ def transfer_size(splits, distill_config):
     return max(texts, int(size or 0))
 
 
-def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False):
+def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False):
     """Estimated seconds of each stage of `pipeline.run_all` (`STAGES`), from the data's size and the
-    teacher's measured `ms_per_text`; `teacher_trained` when a reusable teacher (and its logits) exist."""
+    teacher's measured `ms_per_text`; `teacher_trained` when a reusable teacher exists, `pool_labelled` when
+    its logits of the transfer set are cached too."""
     forward = ms_per_text / 1000
     members = teacher_config.ensemble
     labelled = len(splits.labelled_texts)
@@ -83,7 +84,7 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
     student_row = STUDENT_ROW * forward
     return {
         "teacher": 0.0 if teacher_trained else members * fine_tune,
-        "labelling": 0.0 if teacher_trained else members * (transfer + len(splits.dev_texts)) * forward,
+        "labelling": 0.0 if pool_labelled else members * (transfer + len(splits.dev_texts)) * forward,
         "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
         "distillation": (distill_config.epochs * transfer + distill_config.fine_tune_epochs * labelled) * student_row,
         "export": EXPORT_S + EXPORT_PER_DEV_ROW * len(splits.dev_texts) * forward,
@@ -95,11 +96,10 @@ class RunClock:
     """Prints the estimate, then each stage's time and the ETA of the rest; `seconds` keeps what each took."""
 
     estimate: dict
-    start: float = dataclasses.field(default_factory=time.time)
 
     def __post_init__(self):
         self.seconds = {}
-        self._since = self.start
+        self._since = time.time()
         parts = ", ".join(f"{name.replace('_', ' ')} {_minutes(s)}" for name, s in self.estimate.items() if s >= 1)
         print(f"[time] estimate: about {_minutes(sum(self.estimate.values()))} ({parts}), "
               f"from the teacher's speed measured on this machine", flush=True)

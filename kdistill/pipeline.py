@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 from kdistill import (
-    augment, data, io, keys, labelling, progress, report, teacher as teacher_lib, tokenizer as tokenizer_lib, training,
+    augment, data, estimate, io, keys, labelling, progress, report, teacher as teacher_lib,
+    tokenizer as tokenizer_lib, training,
 )
 from kdistill.config import AUTO
 from kdistill.errors import KdistillError
@@ -52,14 +53,12 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True
     is its members, each the one teacher its seed (`seed`, `seed`+1, ...) trains, in
     `member_dirs` (default `teacher_dir/member-<k>`) and reused the same way.
     With a `tf.distribute` `strategy` the teacher trains on its replicas; the reloaded
-    teacher that labels dev runs on one device (Keras' `predict_on_batch` under a
-    multi-replica strategy would run the whole batch on every replica).
+    teacher labels dev on one device.
     """
     key = _teacher_key(splits, config, seed)
-    metrics_path = os.path.join(teacher_dir, METRICS_FILE)
-    if reuse and os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == key:
+    if reuse and teacher_is_trained(splits, teacher_dir, config, seed):
         print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
-        return load_teacher(teacher_dir, splits), io.read_json(metrics_path)
+        return load_teacher(teacher_dir, splits), io.read_json(os.path.join(teacher_dir, METRICS_FILE))
     if config.ensemble > 1:
         return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key)
     return _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key)
@@ -131,6 +130,32 @@ def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_d
     members = ", ".join(f"{acc:.4f}" for acc in metrics["teacher_member_dev_acc"])
     print(f"[teacher] ensemble dev accuracy {metrics['teacher_dev_acc']:.4f} (members {members})", flush=True)
     return ensemble, metrics
+
+
+def teacher_is_trained(splits, teacher_dir, config, seed):
+    """Whether `train_teacher` would reuse the teacher in `teacher_dir` rather than train one."""
+    metrics_path = os.path.join(teacher_dir, METRICS_FILE)
+    return os.path.exists(metrics_path) and io.read_json(metrics_path).get("run_key") == _teacher_key(splits, config, seed)
+
+
+def _pool_labelled(teacher_dir, pool_size):
+    """Whether `teacher_dir` (or an ensemble member's folder) caches logits for as many texts as the pool
+    holds: a cheap sign, for the time estimate, that an earlier run labelled it."""
+    import glob
+
+    for path in glob.glob(os.path.join(teacher_dir, "**", teacher_lib.LOGITS_DIR, "*.npy"), recursive=True):
+        try:
+            if np.load(path, mmap_mode="r").shape[0] == pool_size:
+                return True
+        except (OSError, ValueError):  # a damaged cache file is recomputed later; here it just does not count
+            continue
+    return False
+
+
+def _teacher_speed(splits, config):
+    """The pretrained teacher's forward milliseconds per text of this data on this machine (`estimate.probe`)."""
+    model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length)
+    return estimate.probe(model, np.concatenate([splits.labelled_texts, splits.unlabelled_texts]))
 
 
 def _teacher_key(splits, config, seed):
@@ -263,7 +288,7 @@ def train_labels_only(teacher, splits, student_dir, student_config, distill_conf
     start = time.time()
     print(f"[labels-only] same student, {len(splits.labelled_texts)} labels, no teacher", flush=True)
     student = training.build_student(teacher, splits, student_config, seed=distill_config.seed)
-    training.train_labels_only(student, splits, distill_config, verbose=0)
+    training.train_labels_only(student, splits, distill_config)
     return _finish_student(
         student, splits, student_dir, start, teacher_dev_logits, student_config, distill_config,
         splits.labelled_texts,
@@ -347,18 +372,28 @@ def run_all(
     start = time.time()
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
+    trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
+    clock = estimate.RunClock(estimate.plan(
+        splits, teacher_config, distill_config, _teacher_speed(splits, teacher_config), teacher_trained=trained,
+        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)),
+    ))
     teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
+    clock.done("teacher")
     transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config)
+    clock.done("labelling")
     labels_only, baseline = train_labels_only(
         teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, targets["dev"]
     )
+    clock.done("labels_only")
     student_dir = os.path.join(out_dir, "student")
     student, distilled = distill_student(teacher, targets, transfer_splits, student_dir, student_config, distill_config)
+    clock.done("distillation")
     calibration = splits.unlabelled_texts[: tflite.DEFAULT_CALIBRATION_SIZE]  # used by int8 only
     kinds = ("mediapipe", "text")
     print(f"[export] {export_mode} {' and '.join(kinds)} models in {out_dir}", flush=True)
     reports = tflite.export_and_report(student, out_dir, [export_mode], kinds, splits.dev_texts, calibration)
     parity = dict(zip(kinds, reports))
+    clock.done("export")
     tflite_path = tflite.default_path(out_dir, export_mode, "text")
     mediapipe_path = tflite.default_path(out_dir, export_mode, "mediapipe")
     summary = {
@@ -390,6 +425,8 @@ def run_all(
                   "student": student.predict_texts(splits.dev_texts)}
     summary.update(report.write(out_dir, summary, splits.class_names, splits.dev_labels, dev_logits))
     summary["seconds"] = round(time.time() - start, 1)
+    summary["stage_seconds"] = clock.seconds
+    summary["estimated_seconds"] = {name: round(s, 1) for name, s in clock.estimate.items()}
     io.write_json(summary, os.path.join(out_dir, "summary.json"))
     return summary
 

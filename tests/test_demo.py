@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from kdistill import estimate
 from tests.binaries import run_app
 from tests.conftest import SMALL_DEV_ROWS, SMALL_LABELS, SMALL_STUDENT, SMALL_TEACHER, SST2
 
@@ -51,6 +52,12 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     assert "| class | precision | recall | F1 | dev rows |" in report and "confusion.png" in report
     assert os.path.getsize(os.path.join(out, "confusion.png")) > 0
     assert "95% interval" in result.stdout and summary["report_path"] in result.stdout
+    # Time: an estimate before the work, then every stage's time and what is left. The teacher is reused and
+    # the small run's distillation cached its logits of this pool: the estimate counts neither.
+    assert "[time] estimate: about" in result.stdout
+    assert set(summary["stage_seconds"]) == set(summary["estimated_seconds"]) == set(estimate.STAGES)
+    assert summary["estimated_seconds"]["teacher"] == summary["estimated_seconds"]["labelling"] == 0
+    assert result.stdout.count("[time] ") == 1 + len(estimate.STAGES)
 
 
 @pytest.mark.slow
