@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from kdistill import ablations, cost as cost_lib, io, keys, pipeline
+from kdistill import ablations, augment, config, cost as cost_lib, io, keys, pipeline
 
 
 # The DistillConfig fields the labels-only baseline reads. A variant that changes none of them,
@@ -55,8 +55,10 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
                                            for k in range(1, configs.teacher.ensemble)]
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
+    # The rules that derive settings from the data are code, not config fields: their constants join the key.
+    rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS)
     key = keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
-                  configs.student, distill_config)
+                  configs.student, distill_config, rules)
     cell_path = os.path.join(cell_dir, "cell.json")
     name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
     if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:

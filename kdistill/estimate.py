@@ -80,7 +80,7 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
     members = teacher_config.ensemble
     labelled = len(splits.labelled_texts)
     transfer = transfer_size(splits, distill_config)
-    fine_tune = teacher_config.epochs_for(labelled) * labelled * FINE_TUNE_PER_TEXT * forward + TEACHER_OVERHEAD_S
+    fine_tune = teacher_config.epochs_for(labelled, splits.num_classes) * labelled * FINE_TUNE_PER_TEXT * forward + TEACHER_OVERHEAD_S
     student_row = STUDENT_ROW * forward
     return {
         "teacher": 0.0 if teacher_trained else members * fine_tune,

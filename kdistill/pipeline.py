@@ -74,7 +74,7 @@ def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key):
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = teacher_lib.build(config.handle, splits.num_classes, config.sequence_length)
         teacher_lib.fine_tune(
-            model, texts, labels, epochs=config.epochs_for(len(texts)),
+            model, texts, labels, epochs=config.epochs_for(len(texts), splits.num_classes),
             batch_size=config.batch_size, learning_rate=config.learning_rate, seed=seed,
             backup_dir=os.path.join(teacher_dir, BACKUP_DIR),
         )
@@ -159,7 +159,10 @@ def _teacher_speed(splits, config):
 
 
 def _teacher_key(splits, config, seed):
-    return keys.of(config, seed, splits.class_names, splits.labelled_texts, np.asarray(splits.labelled_labels, np.int64))
+    # The epochs the rules derive (`epochs_for`) too: a rule changed in code retrains the teacher.
+    epochs = config.epochs_for(len(splits.labelled_texts), splits.num_classes)
+    return keys.of(config, epochs, seed, splits.class_names, splits.labelled_texts,
+                   np.asarray(splits.labelled_labels, np.int64))
 
 
 def load_teacher(teacher_dir, splits):
