@@ -59,7 +59,8 @@ UPDATES_PER_CLASS = 8
 class TeacherConfig:
     handle: str = option(teacher_lib.OFFLINE_TEACHER, "keras-hub BERT preset, hf:// handle or local folder; "
                          "'minilm' is the bundled offline MiniLM-L6.", flag="teacher")
-    epochs: int = option(5, "Teacher fine-tuning epochs (at least).")
+    epochs: int = option(5, "Teacher fine-tuning epochs (at least; more when labels are few or classes many: "
+                         f"at least --teacher_min_steps updates and {UPDATES_PER_CLASS} per class).")
     # Few labels make few steps: 5 epochs of N=100 is 35 updates, and MiniLM barely moves
     # (SST-2 dev 58.8%). Train for at least this many updates (N=100: 69.7%); N=1000 is unchanged.
     min_steps: int = option(200, "Fine-tune the teacher for at least this many updates (more epochs when labels "
