@@ -40,8 +40,9 @@ demo: $(STAMP)
 	$(BIN)/python -m apps.demo $(ARGS)
 
 # Two workers, a test file at a time each, in the order tests/conftest.py gives: the 2-core machine's second
-# core runs the tests that need no teacher while the first fine-tunes it.
-test: $(STAMP)
+# core runs the tests that need no teacher while the first fine-tunes it. tests/test_web.py (about 20 s) opens the
+# web page in headless Chromium: web-deps installs what it needs.
+test: web-deps
 	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # The scale-out and resume checks, which CI runs after `make test` (.ci/run): the slow tests of
