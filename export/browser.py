@@ -8,8 +8,9 @@ to the loopback server is aborted and counted: one is enough to fail the check, 
 a page that works here works offline. It returns the agreement of the browser's top
 label with the Keras student's and with MediaPipe Python's (`runtime.MediaPipeClassifier`,
 the same task graph compiled natively), the largest score difference from the latter,
-and the milliseconds per text inside the page; with `screenshot`, a PNG of the page
-after classifying a text typed into its box.
+and the milliseconds per text inside the page (a second pass over the texts, once the
+WASM is warm; the first pass's too); with `screenshot`, a PNG of the page after
+classifying a text typed into its box.
 
 What it needs (`make web-deps`): /usr/bin/chromium (Debian's `chromium`), the
 `playwright` Python package (setup.cfg's test extra; its own browser download is
@@ -40,7 +41,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 # The text typed into the page's box before the screenshot when the caller names none.
 SAMPLE_TEXT = "a gripping, funny and beautifully acted film"
 _TIMEOUT_MS = 60_000
-WARM_UP = 20
 
 
 class BrowserCheckError(KdistillError):
@@ -125,10 +125,7 @@ class Page:
 
     def classify(self, texts):
         """The page's `window.classify(texts)`: {"results": [{"categories", "ms"}], "total_ms"}."""
-        texts = list(texts)
-        # An untimed first pass over a few texts: the first calls pay for WASM warm-up, not for the model.
-        self.page.evaluate("(texts) => window.classify(texts)", texts[:WARM_UP])
-        result = self.page.evaluate("(texts) => window.classify(texts)", texts)
+        result = self.page.evaluate("(texts) => window.classify(texts)", list(texts))
         self.check_offline()
         return result
 
@@ -172,6 +169,9 @@ def parity(model_path, texts, keras_probabilities=None, mediapipe_probabilities=
     try:
         web.write(folder, model_path, info, assets="local")
         with web.serve(folder, isolated=True) as url, Page(url) as opened:
+            # Two passes: the first pays for the WASM's warm-up (V8 recompiles hot code while it runs: calls of
+            # hundreds of ms on the 2-core machine), the second is what a page in use gives; both are reported.
+            first = opened.classify(texts)
             answer = opened.classify(texts)
             shown = opened.type_and_screenshot(texts[0] if texts else SAMPLE_TEXT, screenshot) if screenshot else None
             blocked, version = list(opened.blocked), opened.version
@@ -186,8 +186,9 @@ def parity(model_path, texts, keras_probabilities=None, mediapipe_probabilities=
         "browser_rows": len(texts),
         "browser_agreement_with_mediapipe": _agreement(labels, mediapipe_probabilities),
         "browser_max_abs_diff_vs_mediapipe": float(np.abs(actual - mediapipe_probabilities).max()) if texts else 0.0,
-        # The mean over the whole loop, what a page that classifies many texts sees; p50 and p90 per call.
+        # The second pass's mean over the whole loop; p50 and p90 per call.
         "browser_ms_per_text": answer["total_ms"] / len(texts) if texts else None,
+        "browser_ms_per_text_first_pass": first["total_ms"] / len(texts) if texts else None,
         "browser_ms_p50": float(np.percentile(ms, 50)) if texts else None,
         "browser_ms_p90": float(np.percentile(ms, 90)) if texts else None,
         "browser_cross_origin_isolated": answer.get("isolated"),
@@ -209,8 +210,8 @@ def format_table(reports):
     """A Markdown table of the browser check, one row per checked model."""
     lines = [
         "| model | texts | browser vs Keras | browser vs MediaPipe Python | max abs diff vs MediaPipe "
-        "| ms per text | p50 ms | p90 ms | browser |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+        "| ms per text | p50 ms | p90 ms | ms per text, first pass | browser |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in reports:
         if "browser_agreement_with_mediapipe" not in r:
@@ -220,6 +221,6 @@ def format_table(reports):
             f"| {r['model']} | {r['browser_rows']} | {'-' if keras is None else f'{keras:.2%}'} "
             f"| {r['browser_agreement_with_mediapipe']:.2%} | {r['browser_max_abs_diff_vs_mediapipe']:.2e} "
             f"| {r['browser_ms_per_text']:.3f} | {r['browser_ms_p50']:.3f} | {r['browser_ms_p90']:.3f} "
-            f"| {r['browser']}, {r['browser_mediapipe']} |"
+            f"| {r['browser_ms_per_text_first_pass']:.3f} | {r['browser']}, {r['browser_mediapipe']} |"
         )
     return "\n".join(lines)

@@ -10,11 +10,12 @@
 
 How MediaPipe's web assets reach the page (`assets`):
 - "cdn" (default): the page imports `@mediapipe/tasks-text` from a pinned jsdelivr URL (`CDN`). Writing it
-  needs no network and no npm, so every run writes it (`pipeline.run_all`), it weighs the model plus 6 KB,
-  and the browser fetches (and caches) the 10 MB of WASM only when someone opens the page.
+  needs no network and no npm, so every run writes it (`pipeline.run_all`), it weighs the model plus 5 KB,
+  and the browser fetches (and caches) the 7 MB of WASM only when someone opens the page.
 - "local": the JS bundle and the WASM are copied from an npm install of the same pinned version
-  (`npm ci` from the checkout's package.json, `make web-deps`): about 21 MB more, and the page works with
-  no network at all, behind a firewall or off a USB stick. The browser check always uses local assets.
+  (`npm ci` from the checkout's package.json, `make web-deps`): 14 MB more (the SIMD build and the one for
+  browsers without SIMD), and the page works with no network at all, behind a firewall or off a USB stick.
+  The browser check always uses local assets.
 
 Either folder is static: `serve` (or `python -m apps.serve --run=runs/demo`) serves it on loopback,
 and any static host serves it as it is. Browsers load ES modules and WASM over http(s), not `file://`.
@@ -33,13 +34,13 @@ import contextlib
 import functools
 import glob
 import http.server
+import json
 import os
 import shutil
 import threading
 
-from kdistill import io
 from kdistill.errors import KdistillError
-from kdistill.export import metadata, page
+from kdistill.export import page
 
 MEDIAPIPE_PACKAGE = "@mediapipe/tasks-text"
 MEDIAPIPE_VERSION = "1.0.1"  # the version package.json pins
@@ -63,6 +64,8 @@ def write(folder, model_path, info=None, assets="cdn", node_modules=None):
     `assets` is "cdn" or "local" (copied from `node_modules`, default `find_node_modules()`).
     Returns `folder`.
     """
+    from kdistill import io  # here, not at the top: serving a folder needs neither Keras nor TensorFlow
+
     if assets not in ASSETS:
         raise ValueError(f"unknown web assets {assets!r}; choose one of {ASSETS}")
     if not os.path.isfile(model_path):
@@ -95,6 +98,9 @@ def write(folder, model_path, info=None, assets="cdn", node_modules=None):
 def model_info(model_path, run=None):
     """What the page shows: the model's name, size and classes; with `run` (a run's summary.json or a student's
     metrics.json, as a dict or a path), the Keras student's dev accuracy and the rows it was measured on."""
+    from kdistill import io
+    from kdistill.export import metadata
+
     info = {
         "name": os.path.splitext(os.path.basename(model_path))[0],
         "bytes": os.path.getsize(model_path),
@@ -113,6 +119,8 @@ def model_info(model_path, run=None):
 def run_info(student_dir):
     """What the run says about the student in `student_dir`: the run's summary.json (one folder up) when its
     student is this one, else the student's metrics.json; {} when there is neither."""
+    from kdistill import io
+
     student_dir = os.path.abspath(student_dir)
     summary = os.path.join(os.path.dirname(student_dir), "summary.json")
     if os.path.isfile(summary):
@@ -154,7 +162,8 @@ def _mediapipe_package(node_modules):
                             "assets; run `make web-deps` "
                             "(or `npm ci`) in the checkout, set KDISTILL_NODE_MODULES, or use --web_assets=cdn")
     source = os.path.join(node_modules, MEDIAPIPE_PACKAGE)
-    version = io.read_json(os.path.join(source, "package.json")).get("version")
+    with open(os.path.join(source, "package.json"), encoding="utf-8") as f:
+        version = json.load(f).get("version")
     if version != MEDIAPIPE_VERSION:
         raise KdistillError(f"{source}: version {version}, but the page is made for {MEDIAPIPE_VERSION}; "
                             "run `npm ci` in the checkout")

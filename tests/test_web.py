@@ -74,6 +74,7 @@ def test_browser_gives_mediapipe_pythons_labels_and_the_keras_students(exported)
     # So against the Keras student it agrees exactly as often as MediaPipe Python does.
     assert r["browser_agreement_with_keras"] == r["mediapipe_agreement"] >= 0.99, r
     assert 0 < r["browser_ms_p50"] <= r["browser_ms_p90"] and 0 < r["browser_ms_per_text"] < 50, r
+    assert r["browser_ms_per_text_first_pass"] > 0
     assert r["browser_cross_origin_isolated"] is True  # timers in 5 us steps
     assert r["browser"].startswith("Chromium")
     assert browser.format_table([r]) in exported["stdout"]
