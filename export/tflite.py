@@ -24,6 +24,12 @@ Every export writes `<model>.json`, the metadata also stored in the model
 (`export.metadata`); the command line also writes `<model>.report.json`, the
 parity, size and latency report (`export.report`).
 
+`--target=web` exports the MediaPipe model, writes the folder that runs it in any
+browser (`export.web`: page, model, model.json) and checks it in headless
+Chromium (`export.browser`), adding the browser's agreement with the Keras student
+and with MediaPipe Python, and its ms per text, to the report, with a screenshot
+`<model>.page.png`.
+
 Example:
 
 ```python
@@ -42,6 +48,7 @@ From the command line (the MediaPipe model; then all four modes of the other two
 ```
 python -m export.tflite --student_dir=runs/demo/student --target=mediapipe --mode=all --dataset=../shared/data/sst2
 python -m export.tflite --student_dir=runs/demo/student --mode=all --both_inputs --dataset=../shared/data/sst2
+python -m export.tflite --student_dir=runs/demo/student --target=web --web_assets=local --dataset=../shared/data/sst2
 ```
 """
 
@@ -54,7 +61,7 @@ from absl import flags
 
 from kdistill import cli, io
 from kdistill.errors import KdistillError
-from kdistill.export import graph, metadata, report, runtime, standard_metadata
+from kdistill.export import browser as browser_lib, graph, metadata, report, runtime, standard_metadata, web
 from kdistill.export.report import parity  # noqa: F401  (part of this module's API)
 from kdistill.export.runtime import CUSTOM_OP_REGISTERERS, SIGNATURE_KEY, TFLiteClassifier, custom_op_registerers  # noqa: F401
 
@@ -324,11 +331,14 @@ def default_path(folder, mode, kind="text"):
     return os.path.join(folder, f"student_{mode}{_SUFFIXES[kind]}.tflite")
 
 
-def export_and_report(student, folder, modes, kinds, dev_texts, calibration_texts=None, paths=None):
+def export_and_report(student, folder, modes, kinds, dev_texts, calibration_texts=None, paths=None, browser=False,
+                      run_info=None):
     """Exports every mode for every input kind, with a report each; returns the reports.
 
     With more than one model a combined `export_report.md` and `.json` go in `folder`.
-    `paths` optionally maps (mode, kind) to the `.tflite` path to write.
+    `paths` optionally maps (mode, kind) to the `.tflite` path to write. With `browser`,
+    each MediaPipe model is also checked in headless Chromium (`export.browser.parity`,
+    screenshot `<model>.page.png`), its page showing `run_info` (`web.model_info`'s `run`).
     """
     keras_probabilities = report.softmax(student.predict_texts(dev_texts))
     reports = []
@@ -340,6 +350,9 @@ def export_and_report(student, folder, modes, kinds, dev_texts, calibration_text
             seconds = time.time() - start
             result = report.parity(student, path, dev_texts, keras_probabilities)
             result["export_seconds"] = round(seconds, 2)
+            if browser and kind == "mediapipe":
+                result.update(browser_lib.parity(path, dev_texts, keras_probabilities, screenshot=path + ".page.png",
+                                                 info=web.model_info(path, run_info)))
             if mode == "int8":
                 result["calibration_texts"] = len(calibration_texts)
             io.write_json(result, path + ".report.json")
@@ -352,6 +365,8 @@ def export_and_report(student, folder, modes, kinds, dev_texts, calibration_text
                 f.write(report.format_table(reports) + "\n")
                 if any(r["input"] == "mediapipe" for r in reports):
                     f.write("\n" + report.format_mediapipe_table(reports) + "\n")
+                if any("browser_agreement_with_mediapipe" in r for r in reports):
+                    f.write("\n" + browser_lib.format_table(reports) + "\n")
     return reports
 
 
@@ -363,10 +378,17 @@ FLAGS = flags.FLAGS
 def define_flags():
     # Defined only when run as a binary, so apps that import this module keep their own flags.
     flags.DEFINE_string("student_dir", None, "Folder holding student.keras, or a path to a .keras file.")
-    flags.DEFINE_enum("target", "litert", ["litert", "mediapipe"], "mediapipe: the model MediaPipe Tasks' "
+    flags.DEFINE_enum("target", "litert", ["litert", "mediapipe", "web"], "mediapipe: the model MediaPipe Tasks' "
                       "TextClassifier and the Task Library's BertNLClassifier load as they are (BERT inputs, "
-                      "standard metadata); litert: the text-in model (TF Text custom ops) or, with "
-                      "--token_ids_input, the token-ids one.")
+                      "standard metadata); web: that model plus the folder that runs it in a browser "
+                      "(<out folder>/web: page, model, model.json), checked in headless Chromium; litert: the "
+                      "text-in model (TF Text custom ops) or, with --token_ids_input, the token-ids one.")
+    flags.DEFINE_enum("web_assets", "cdn", list(web.ASSETS), "--target=web: where the page loads MediaPipe's web "
+                      "JS and WASM from: cdn (a pinned jsdelivr URL; the folder stays small) or local (copied from "
+                      "the checkout's npm install, `make web-deps`: the page works with no network).")
+    flags.DEFINE_enum("browser_check", "auto", ["auto", "yes", "no"], "--target=web: check the page in headless "
+                      "Chromium on the dev texts (needs `make web-deps`); auto: when Chromium, playwright and the "
+                      "npm package are there, else say so and skip it.")
     flags.DEFINE_enum("mode", "dynamic", sorted(MODES) + ["all"], "Quantisation of the exported model; "
                       "'all' exports every mode and writes a combined export_report.md/.json.")
     flags.DEFINE_string("out", None, "The .tflite path (default <student folder>/student_<mode>[_ids|_mediapipe].tflite); "
@@ -398,11 +420,13 @@ def main(argv):
     model_path = _student_path(FLAGS.student_dir)
     student = io.load_model(model_path, "student")
     modes = list(MODES) if FLAGS.mode == "all" else [FLAGS.mode]
-    if FLAGS.target == "mediapipe":
+    check = False
+    if FLAGS.target in ("mediapipe", "web"):
         if FLAGS.both_inputs or FLAGS.token_ids_input:
-            raise KdistillError("--target=mediapipe takes no --both_inputs/--token_ids_input: its inputs are "
+            raise KdistillError(f"--target={FLAGS.target} takes no --both_inputs/--token_ids_input: its inputs are "
                                 "MediaPipe's; drop those flags, or export them with --target=litert")
         kinds = ["mediapipe"]
+        check = FLAGS.target == "web" and _browser_check(FLAGS.browser_check)
     else:
         kinds = ["text", "token_ids"] if FLAGS.both_inputs else ["token_ids" if FLAGS.token_ids_input else "text"]
 
@@ -424,16 +448,38 @@ def main(argv):
             paths[(FLAGS.mode, kinds[0])] = FLAGS.out
             if len(kinds) > 1:
                 paths[(FLAGS.mode, "token_ids")] = _ids_path(FLAGS.out)
+    run_info = web.run_info(os.path.dirname(model_path))
     reports = export_and_report(
-        student, folder, modes, kinds, splits.dev_texts, list(splits.unlabelled_texts), paths
+        student, folder, modes, kinds, splits.dev_texts, list(splits.unlabelled_texts), paths, check, run_info
     )
     print(report.format_table(reports))
-    if FLAGS.target == "mediapipe":
+    if FLAGS.target in ("mediapipe", "web"):
         print(report.format_mediapipe_table(reports))
+    if check:
+        print(browser_lib.format_table(reports))
+    if FLAGS.target == "web":
+        # One page per run: the phone's model (dynamic) when it was exported.
+        chosen = next((r for r in reports if r["mode"] == "dynamic"), reports[0])
+        model = os.path.join(folder, chosen["model"])
+        web_dir = web.write(os.path.join(folder, web.WEB_DIR), model, web.model_info(model, run_info),
+                            assets=FLAGS.web_assets)
+        print(f"web page: {web_dir} (python -m apps.serve --web_dir={web_dir})")
     written = ", ".join(os.path.join(folder, r["model"]) for r in reports)
     print(f"wrote {written} (+ .json, .report.json each) in {time.time() - start:.1f} s")
     if len(reports) > 1:
         print(f"combined report: {os.path.join(folder, REPORT_NAME)}.md and .json")
+
+
+def _browser_check(choice):
+    """Whether to check the web page in Chromium: yes, no, or (auto) when everything it needs is installed."""
+    if choice == "no":
+        return False
+    reason = browser_lib.missing()
+    if reason and choice == "yes":
+        raise KdistillError(f"--browser_check=yes: {reason}")
+    if reason:
+        print(f"[web] no browser check: {reason}", flush=True)
+    return reason is None
 
 
 def _ids_path(path):

@@ -12,6 +12,7 @@ Run folder layout (`out_dir`):
     student/student.keras, student/metrics.json, student/backup/ (likewise)
     labels_only/student.keras, labels_only/metrics.json
     student_dynamic.tflite (+ .json, .report.json)
+    web/index.html, web/model.json, web/<MediaPipe model>   (the model in a browser; `export/web.py`)
     report.md, confusion.png     (the run's report: dev accuracy with intervals, per class; `report.py`)
     summary.json
 """
@@ -370,7 +371,7 @@ def run_all(
     (`student_<mode>_mediapipe.tflite`, for MediaPipe Tasks' TextClassifier as it is) and
     the text-in one (`student_<mode>.tflite`, for runtimes with TF Text's ops).
     """
-    from kdistill.export import tflite  # export builds on kdistill, not the other way round
+    from kdistill.export import tflite, web  # export builds on kdistill, not the other way round
 
     start = time.time()
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
@@ -427,6 +428,8 @@ def run_all(
     dev_logits = {"teacher": targets["dev"], "labels_only": labels_only.predict_texts(splits.dev_texts),
                   "student": student.predict_texts(splits.dev_texts)}
     summary.update(report.write(out_dir, summary, splits.class_names, splits.dev_labels, dev_logits))
+    # The page that runs the MediaPipe model in a browser (CDN assets: no network or npm needed to write it).
+    summary["web_dir"] = web.write(os.path.join(out_dir, "web"), mediapipe_path, web.model_info(mediapipe_path, summary))
     summary["seconds"] = round(time.time() - start, 1)
     summary["stage_seconds"] = clock.seconds
     summary["estimated_seconds"] = {name: round(s, 1) for name, s in clock.estimate.items()}

@@ -44,6 +44,11 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     assert summary["teacher_params"] > 30 * summary["student_params"]
     assert "student, distilled" in result.stdout and summary["tflite_path"] in result.stdout
     assert summary["mediapipe_path"] in result.stdout
+    # The same model in a browser: every run writes its page, MediaPipe's web assets from the pinned CDN.
+    with open(os.path.join(summary["web_dir"], "model.json")) as f:
+        info = json.load(f)
+    assert info["model"] == os.path.basename(summary["mediapipe_path"]) and info["dev_accuracy"] == summary["student_dev_acc"]
+    assert "@mediapipe/tasks-text@1.0.1" in open(os.path.join(summary["web_dir"], "index.html")).read()
     # The report: intervals on each accuracy and on the paired differences, per class, a confusion matrix.
     low, high = summary["accuracy_interval"]["student"]
     assert low < summary["student_dev_acc"] < high
