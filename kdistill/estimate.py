@@ -13,7 +13,8 @@ what is left, the remaining estimate scaled by how far the finished stages were 
 Example:
 
 ```python
-seconds = plan(splits, teacher_config, student_config, distill_config, probe(teacher_config, splits))
+ms_per_text = probe(teacher_lib.build("minilm", splits.num_classes), splits.unlabelled_texts)
+seconds = plan(splits, teacher_config, distill_config, ms_per_text)
 clock = RunClock(seconds)
 ...                     # the teacher stage
 clock.done("teacher")   # "[time] teacher: 5.9 min (estimated 6.2); about 17 min left, done near 14:32"
@@ -46,21 +47,41 @@ LABELS_ONLY_EPOCHS = 14
 EXPORT_S = 20.0
 EXPORT_PER_DEV_ROW = 2.0
 STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
-PROBE_TEXTS = 256
+PROBE_TEXTS = 2048
 
 
-def probe(teacher, texts, seed=0):
-    """Milliseconds the teacher's forward pass takes per text of `texts` on this machine (a seeded sample of
-    `PROBE_TEXTS`, length-bucketed as labelling runs it, after one batch to build the graph)."""
+def probe(teacher, texts, seed=0, batch_size=64):
+    """Milliseconds the teacher's forward pass takes per text of `texts` on this machine, as labelling runs it.
+
+    Labelling a large set runs full batches of texts of one length (`teacher.inference_batches`), whose time
+    grows linearly with their width. So two synthetic batches, of 16 and 64 pieces, give that line on this
+    machine, and the widths of a seeded sample of the texts give the mean width to read it at. Timing a
+    sample of the texts themselves would overstate it: a few hundred texts fill few batches of mixed length.
+    """
     from kdistill import teacher as teacher_lib
 
     texts = np.asarray(texts, dtype=object)
     sample = texts[np.random.default_rng(seed).choice(len(texts), min(PROBE_TEXTS, len(texts)), replace=False)]
-    predict = teacher_lib.predictor(teacher)
-    predict(sample[:64])
-    start = time.perf_counter()
-    predict(sample)
-    return 1000 * (time.perf_counter() - start) / len(sample)
+    lengths = teacher_lib.tokenize(teacher, sample)["padding_mask"].sum(axis=1)
+    widths = np.ceil(np.maximum(lengths, 1) / teacher_lib.LENGTH_STEP) * teacher_lib.LENGTH_STEP
+    forward = teacher_lib.one_graph_forward(teacher)
+
+    def seconds(width):
+        batch = {"token_ids": np.full((batch_size, width), 1996, np.int32),  # "the", any real piece
+                 "padding_mask": np.ones((batch_size, width), np.int32),
+                 "segment_ids": np.zeros((batch_size, width), np.int32)}
+        forward(batch)  # builds the graph for this shape
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            forward(batch)
+            times.append(time.perf_counter() - start)
+        return min(times)
+
+    short, long = seconds(16), seconds(64)
+    per_piece = max(long - short, 0.0) / 48
+    per_batch = max(short - 16 * per_piece, 0.0)
+    return 1000 * (per_batch + per_piece * float(np.mean(widths))) / batch_size
 
 
 def transfer_size(splits, distill_config):

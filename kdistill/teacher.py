@@ -266,7 +266,7 @@ def predictor(teacher, batch_size=64, strategy=None):
     if strategy is not None and strategy.num_replicas_in_sync > 1:
         forward = _over_replicas(teacher, strategy)
     else:
-        forward = tf.function(lambda batch: teacher(batch, training=False), input_signature=[batch_signature()])
+        forward = one_graph_forward(teacher)
 
     def predict(texts, bar=None, source=None):
         out = np.zeros((len(texts), teacher.num_classes), np.float32)
@@ -283,6 +283,13 @@ def predictor(teacher, batch_size=64, strategy=None):
         return out
 
     return predict
+
+
+def one_graph_forward(teacher):
+    """The teacher's forward pass on a token-id batch of any shape, through one graph."""
+    import tensorflow as tf
+
+    return tf.function(lambda batch: teacher(batch, training=False), input_signature=[batch_signature()])
 
 
 def _over_replicas(teacher, strategy):
