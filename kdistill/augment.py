@@ -43,6 +43,11 @@ def auto_size(num_texts, median):
     return min(max(2 * num_texts, AUTO_MIN_TEXTS), AUTO_MAX_TEXTS)
 
 
+def target_size(augment_to, num_texts, median):
+    """The transfer set's size after copies: `augment_to` texts, or `auto_size`'s for "auto"."""
+    return auto_size(num_texts, median) if augment_to == "auto" else int(augment_to or 0)
+
+
 def median_words(texts):
     return float(np.median([len(str(t).split()) for t in texts])) if len(texts) else 0.0
 

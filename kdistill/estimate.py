@@ -27,7 +27,6 @@ import time
 import numpy as np
 
 from kdistill import augment
-from kdistill.config import AUTO
 
 # Measured on the 2-core machine, as multiples of the teacher's forward pass per text (`probe`). One text of a
 # fine-tuning step costs forward, backward and AdamW: CLINC150's cell of the validation benchmark spent 27.4 ms
@@ -91,11 +90,8 @@ def transfer_size(splits, distill_config):
     if distill_config.transfer_pool:
         pool = min(pool, distill_config.transfer_pool)
     texts = pool + len(splits.labelled_texts)
-    size = distill_config.augment_to
-    if size == AUTO:
-        size = augment.auto_size(texts, augment.median_words(np.concatenate([splits.labelled_texts,
-                                                                               splits.unlabelled_texts])))
-    return max(texts, int(size or 0))
+    median = augment.median_words(np.concatenate([splits.labelled_texts, splits.unlabelled_texts]))
+    return max(texts, augment.target_size(distill_config.augment_to, texts, median))
 
 
 def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False):

@@ -219,10 +219,9 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
     them, cached like any text.
     """
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
-    size = distill_config.augment_to
-    if size == AUTO:
-        median = augment.median_words(texts)
-        size = augment.auto_size(len(texts), median)
+    median = augment.median_words(texts)
+    size = augment.target_size(distill_config.augment_to, len(texts), median)
+    if distill_config.augment_to == AUTO:
         print(f"[augment] auto: {len(texts):,} transfer texts of median {median:.0f} words -> "
               + (f"grown to {size:,}" if size > len(texts) else "no copies"), flush=True)
     copies = -(-size // max(len(texts), 1)) - 1
