@@ -14,6 +14,7 @@ best measured); --recipe picks a registered variant and every config flag change
 from absl import flags
 
 from kdistill import cli, pipeline
+from kdistill.export import browser
 from kdistill.apps import common
 
 FLAGS = flags.FLAGS
@@ -24,6 +25,9 @@ def define_flags():
     common.define_teacher_flags()
     common.define_student_flags()
     flags.DEFINE_string("export_mode", "dynamic", "TFLite quantisation of the exported student.")
+    flags.DEFINE_enum("browser_check", "auto", list(browser.CHOICES), "Run the exported model in headless Chromium "
+                      "through the run's web page on dev and save web/page.png; auto: when `make web-deps` has "
+                      "installed Chromium, playwright and MediaPipe's npm package.")
     FLAGS.set_default("out_dir", "runs/demo")
 
 
@@ -33,7 +37,7 @@ def main(argv):
         FLAGS.dataset, FLAGS.num_labels, FLAGS.out_dir, common.teacher_config(), common.student_config(),
         common.distill_config(), seed=FLAGS.seed, max_unlabelled=FLAGS.max_unlabelled,
         unlabelled=FLAGS.unlabelled, export_mode=FLAGS.export_mode, encoding=FLAGS.encoding,
-        teacher_dir=common.teacher_dir(),
+        teacher_dir=common.teacher_dir(), browser_check=FLAGS.browser_check,
     )
     print()
     print(pipeline.format_summary(summary))

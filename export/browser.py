@@ -41,6 +41,7 @@ LOOPBACK = ("127.0.0.1", "localhost", "[::1]", "::1")
 # The text typed into the page's box before the screenshot when the caller names none.
 SAMPLE_TEXT = "a gripping, funny and beautifully acted film"
 _TIMEOUT_MS = 60_000
+CHOICES = ("auto", "yes", "no")
 
 
 class BrowserCheckError(KdistillError):
@@ -61,6 +62,21 @@ def missing():
     if not lacking:
         return None
     return f"the browser check needs {', '.join(lacking)}: `make web-deps` installs them all"
+
+
+def wanted(choice, flag="browser_check"):
+    """Whether to run the browser check: "yes", "no", or ("auto") when everything it needs is installed, else
+    saying what is missing; "yes" with something missing stops with that sentence."""
+    if choice not in CHOICES:
+        raise ValueError(f"unknown {flag} {choice!r}; choose one of {CHOICES}")
+    if choice == "no":
+        return False
+    reason = missing()
+    if reason and choice == "yes":
+        raise KdistillError(f"{flag}=yes: {reason}")
+    if reason:
+        print(f"[web] no browser check: {reason}", flush=True)
+    return reason is None
 
 
 class Page:

@@ -386,7 +386,7 @@ def define_flags():
     flags.DEFINE_enum("web_assets", "cdn", list(web.ASSETS), "--target=web: where the page loads MediaPipe's web "
                       "JS and WASM from: cdn (a pinned jsdelivr URL; the folder stays small) or local (copied from "
                       "the checkout's npm install, `make web-deps`: the page works with no network).")
-    flags.DEFINE_enum("browser_check", "auto", ["auto", "yes", "no"], "--target=web: check the page in headless "
+    flags.DEFINE_enum("browser_check", "auto", list(browser_lib.CHOICES), "--target=web: check the page in headless "
                       "Chromium on the dev texts (needs `make web-deps`); auto: when Chromium, playwright and the "
                       "npm package are there, else say so and skip it.")
     flags.DEFINE_enum("mode", "dynamic", sorted(MODES) + ["all"], "Quantisation of the exported model; "
@@ -426,7 +426,7 @@ def main(argv):
             raise KdistillError(f"--target={FLAGS.target} takes no --both_inputs/--token_ids_input: its inputs are "
                                 "MediaPipe's; drop those flags, or export them with --target=litert")
         kinds = ["mediapipe"]
-        check = FLAGS.target == "web" and _browser_check(FLAGS.browser_check)
+        check = FLAGS.target == "web" and browser_lib.wanted(FLAGS.browser_check, "--browser_check")
     else:
         kinds = ["text", "token_ids"] if FLAGS.both_inputs else ["token_ids" if FLAGS.token_ids_input else "text"]
 
@@ -468,18 +468,6 @@ def main(argv):
     print(f"wrote {written} (+ .json, .report.json each) in {time.time() - start:.1f} s")
     if len(reports) > 1:
         print(f"combined report: {os.path.join(folder, REPORT_NAME)}.md and .json")
-
-
-def _browser_check(choice):
-    """Whether to check the web page in Chromium: yes, no, or (auto) when everything it needs is installed."""
-    if choice == "no":
-        return False
-    reason = browser_lib.missing()
-    if reason and choice == "yes":
-        raise KdistillError(f"--browser_check=yes: {reason}")
-    if reason:
-        print(f"[web] no browser check: {reason}", flush=True)
-    return reason is None
 
 
 def _ids_path(path):

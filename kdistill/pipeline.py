@@ -357,9 +357,15 @@ def _config_dict(config, prefix):
 
 
 
+# The browser check's figures that summary.json and report.md carry (the model's .report.json has them all).
+_BROWSER_SUMMARY = ("browser", "browser_agreement_with_keras", "browser_agreement_with_mediapipe",
+                    "browser_max_abs_diff_vs_mediapipe", "browser_ms_per_text")
+
+
 def run_all(
     dataset, num_labels, out_dir, teacher_config, student_config, distill_config,
     seed=0, max_unlabelled=None, unlabelled=None, export_mode="dynamic", encoding="utf-8", teacher_dir=None,
+    browser_check="auto",
 ):
     """The whole pipeline: teacher, labels, labels-only baseline, distilled student, TFLite export.
 
@@ -369,10 +375,13 @@ def run_all(
     Two phone models are exported under `export_mode`: the MediaPipe one
     (`student_<mode>_mediapipe.tflite`, for MediaPipe Tasks' TextClassifier as it is) and
     the text-in one (`student_<mode>.tflite`, for runtimes with TF Text's ops).
+    `browser_check` ("auto", "yes" or "no"; `export.browser.wanted`) also runs the MediaPipe model in headless
+    Chromium on dev, through the page in `out_dir/web`, whose `page.png` it leaves there.
     """
-    from kdistill.export import tflite, web  # export builds on kdistill, not the other way round
+    from kdistill.export import browser, tflite, web  # export builds on kdistill, not the other way round
 
     start = time.time()
+    check_browser = browser.wanted(browser_check)  # before the work, so "yes" without Chromium stops at once
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
@@ -394,7 +403,10 @@ def run_all(
     calibration = splits.unlabelled_texts[: tflite.DEFAULT_CALIBRATION_SIZE]  # used by int8 only
     kinds = ("mediapipe", "text")
     print(f"[export] {export_mode} {' and '.join(kinds)} models in {out_dir}", flush=True)
-    reports = tflite.export_and_report(student, out_dir, [export_mode], kinds, splits.dev_texts, calibration)
+    # What the checked page shows: the run's own figures, known once the student is.
+    page_run = {"student_dev_acc": distilled["student_dev_acc"], "dev_rows": len(splits.dev_texts), "dataset": dataset}
+    reports = tflite.export_and_report(student, out_dir, [export_mode], kinds, splits.dev_texts, calibration,
+                                       browser=check_browser, run_info=page_run)
     parity = dict(zip(kinds, reports))
     clock.done("export")
     tflite_path = tflite.default_path(out_dir, export_mode, "text")
@@ -423,6 +435,7 @@ def run_all(
         "mediapipe_path": mediapipe_path,
         "mediapipe_bytes": os.path.getsize(mediapipe_path),
         "mediapipe_agreement_with_keras": parity["mediapipe"]["mediapipe_agreement"],
+        **{key: value for key, value in parity["mediapipe"].items() if key in _BROWSER_SUMMARY},
     }
     dev_logits = {"teacher": targets["dev"], "labels_only": labels_only.predict_texts(splits.dev_texts),
                   "student": student.predict_texts(splits.dev_texts)}

@@ -124,6 +124,10 @@ def write(out_dir, summary, class_names, dev_labels, dev_logits):
         f"{summary['mediapipe_agreement_with_keras']:.2%} of dev. `{summary['tflite_path']}` takes raw text where "
         "TF Text's ops are registered.",
         "",
+        "## In the browser",
+        "",
+        *_browser_lines(summary),
+        "",
     ]
     with open(os.path.join(out_dir, "report.md"), "w") as f:
         f.write("\n".join(lines))
@@ -134,6 +138,20 @@ def write(out_dir, summary, class_names, dev_labels, dev_logits):
         "student_minus_labels_only": gain,
         "report_path": os.path.join(out_dir, "report.md"),
     }
+
+
+def _browser_lines(summary):
+    serve = f"`python -m apps.serve --run={os.path.dirname(summary['mediapipe_path']) or '.'}` serves the page in `web/`"
+    if "browser_agreement_with_mediapipe" not in summary:
+        return [f"{serve}. It was not checked in a browser in this run (`make web-deps` installs what the check needs)."]
+    return [
+        f"{serve}. In headless {summary['browser']}, the page gave MediaPipe Python's label on "
+        f"{summary['browser_agreement_with_mediapipe']:.2%} of dev (largest score difference "
+        f"{summary['browser_max_abs_diff_vs_mediapipe']:.1e}) and the Keras student's on "
+        f"{summary['browser_agreement_with_keras']:.2%}, at {summary['browser_ms_per_text']:.2f} ms per text.",
+        "",
+        "![the page after a classification](web/page.png)",
+    ]
 
 
 def _difference_line(subject, difference, name_a, name_b):

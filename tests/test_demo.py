@@ -29,7 +29,7 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     # --teacher_dir must reach the pipeline, which reuses it. The fast recipe: one teacher and no copies.
     teacher_dir = os.path.join(small_run, "teacher")
     result = run_app("apps.demo", f"--dataset={latin1}", "--encoding=latin-1", *SMALL_LABELS, *SMALL_TEACHER,
-                     *SMALL_STUDENT, f"--teacher_dir={teacher_dir}", f"--out_dir={out}")
+                     *SMALL_STUDENT, f"--teacher_dir={teacher_dir}", f"--out_dir={out}", "--browser_check=yes")
     assert f"[teacher] reusing {teacher_dir}" in result.stdout
     assert not os.path.exists(os.path.join(out, "teacher"))
     with open(os.path.join(out, "summary.json")) as f:
@@ -49,12 +49,16 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
         info = json.load(f)
     assert info["model"] == os.path.basename(summary["mediapipe_path"]) and info["dev_accuracy"] == summary["student_dev_acc"]
     assert "@mediapipe/tasks-text@1.0.1" in open(os.path.join(summary["web_dir"], "index.html")).read()
+    # ... checked in headless Chromium through that page (make test installs it), its picture left beside it.
+    assert summary["browser_agreement_with_mediapipe"] == 1.0 and summary["browser_agreement_with_keras"] >= 0.98
+    assert os.path.getsize(os.path.join(summary["web_dir"], "page.png")) > 10_000
     # The report: intervals on each accuracy and on the paired differences, per class, a confusion matrix.
     low, high = summary["accuracy_interval"]["student"]
     assert low < summary["student_dev_acc"] < high
     assert set(summary["teacher_minus_student"]) >= {"difference", "interval"}
     report = open(summary["report_path"]).read()
     assert "| class | precision | recall | F1 | dev rows |" in report and "confusion.png" in report
+    assert "![the page after a classification](web/page.png)" in report
     assert os.path.getsize(os.path.join(out, "confusion.png")) > 0
     assert "95% interval" in result.stdout and summary["report_path"] in result.stdout
     # Time: an estimate before the work, then every stage's time and what is left. The teacher is reused and
