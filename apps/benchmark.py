@@ -22,6 +22,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     common.define_teacher_flags()
     common.define_student_flags()
+    common.define_labelling_flag()
     flags.DEFINE_list("tasks", ["sst2", "ag_news"], "Task names: folders of --data_dir, or name=spec pairs.")
     flags.DEFINE_string("data_dir", os.path.dirname(common.default_dataset()),
                         "Where the task folders live.")
@@ -54,7 +55,7 @@ def task_specs():
 def main(argv):
     del argv
     configs = ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
-                                FLAGS.max_unlabelled, FLAGS.validation_rows)
+                                FLAGS.max_unlabelled, FLAGS.validation_rows, FLAGS.teacher_runtime)
     specs = task_specs()
     stopwatch = benchmark.Stopwatch()
     rows = [

@@ -4,7 +4,7 @@ import os
 
 from absl import flags
 
-from kdistill import config, distribute, pipeline
+from kdistill import config, distribute, pipeline, teacher as teacher_lib
 
 FLAGS = flags.FLAGS
 
@@ -81,6 +81,15 @@ def define_recipe_flag():
 def define_teacher_flags():
     define_recipe_flag()
     define_config_flags(config.TeacherConfig)
+
+
+def define_labelling_flag():
+    """How the teacher runs while it labels the transfer set (not a config field: same labels, up to a measured
+    agreement, at another speed)."""
+    flags.DEFINE_enum("teacher_runtime", "auto", ["auto", *teacher_lib.RUNTIMES],
+                      "How the teacher labels the transfer set: tensorflow (the float32 Keras model) or litert-int8 "
+                      "(its dynamic-range int8 LiteRT form, over twice as fast on a CPU; each run reports its "
+                      "agreement with float32 on dev); auto: TensorFlow on a GPU, LiteRT int8 on a CPU.")
 
 
 def define_student_flags():

@@ -24,6 +24,7 @@ def define_flags():
     common.define_data_flags()
     common.define_teacher_flags()
     common.define_student_flags()
+    common.define_labelling_flag()
     flags.DEFINE_string("export_mode", "dynamic", "TFLite quantisation of the exported student.")
     flags.DEFINE_enum("browser_check", "auto", list(browser.CHOICES), "Run the exported model in headless Chromium "
                       "through the run's web page on dev and save web/page.png; auto: when `make web-deps` has "
@@ -38,6 +39,7 @@ def main(argv):
         common.distill_config(), seed=FLAGS.seed, max_unlabelled=FLAGS.max_unlabelled,
         unlabelled=FLAGS.unlabelled, export_mode=FLAGS.export_mode, encoding=FLAGS.encoding,
         teacher_dir=common.teacher_dir(), browser_check=FLAGS.browser_check,
+        teacher_runtime=FLAGS.teacher_runtime,
     )
     print()
     print(pipeline.format_summary(summary))

@@ -28,6 +28,7 @@ FLAGS = flags.FLAGS
 def define_flags():
     common.define_data_flags()
     common.define_student_flags()
+    common.define_labelling_flag()
     common.define_strategy_flags()
     flags.DEFINE_bool("labels_only", False, "Train the same student on the labels alone (the baseline; one device).")
     flags.DEFINE_string("student_dir", None, "Where to save the student (default <out_dir>/student or /labels_only).")
@@ -68,9 +69,10 @@ def main(argv):
         shards = labelling.open_shards(FLAGS.transfer_shards)
         labelling.check_teacher(shards, teacher, FLAGS.transfer_shards)
     if shards is not None or FLAGS.labels_only:
-        targets = pipeline.label(teacher, common.teacher_dir(), splits)
+        targets = pipeline.label(teacher, common.teacher_dir(), splits, FLAGS.teacher_runtime)
     else:  # the transfer set the distill flags ask for (pool cut, augmentation), labelled once
-        splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, distill_config)
+        splits, targets = pipeline.transfer_targets(teacher, common.teacher_dir(), splits, distill_config,
+                                                    FLAGS.teacher_runtime)
     name = "labels_only" if FLAGS.labels_only else "student"
     student_dir = FLAGS.student_dir or os.path.join(FLAGS.out_dir, name)
     if FLAGS.labels_only:

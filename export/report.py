@@ -28,6 +28,7 @@ import numpy as np
 from tensorflow.lite.python import schema_py_generated as schema_fb
 
 from kdistill.export import latency, metadata, runtime, standard_metadata
+from kdistill.report import softmax  # noqa: F401  (export.report.softmax is used by its callers too)
 
 KIB = 1024
 
@@ -129,12 +130,6 @@ def size_breakdown(path):
         "metadata_bytes": meta,
         "network_bytes": len(flatbuffer) - tokenizer - meta,
     }
-
-
-def softmax(logits):
-    logits = np.asarray(logits, np.float64)
-    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def format_table(reports):

@@ -31,6 +31,8 @@ class Configs:
     max_unlabelled: int = None
     # Rows of train carved out to stand in for dev (`data.load`): recipes are chosen on them, not on dev.
     validation_rows: int = 0
+    # How the teacher labels the transfer set (`teacher.labelling_runtime`).
+    teacher_runtime: str = "auto"
 
 
 # Variants of the default recipe, each changing one thing, run on one cell so that

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from kdistill import ablations, augment, config, cost as cost_lib, io, keys, pipeline
+from kdistill import ablations, augment, config, cost as cost_lib, io, keys, pipeline, teacher as teacher_lib
 
 
 # The DistillConfig fields the labels-only baseline reads. A variant that changes none of them,
@@ -56,7 +56,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
     # The rules that derive settings from the data are code, not config fields: their constants join the key.
-    rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS)
+    rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
+             teacher_lib.labelling_runtime(configs.teacher_runtime))
     key = keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
                   configs.student, distill_config, rules)
     cell_path = os.path.join(cell_dir, "cell.json")
@@ -72,7 +73,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     teacher, teacher_metrics = pipeline.train_teacher(splits, teacher_dir, configs.teacher, seed,
                                                             member_dirs=member_dirs)
     stopwatch.lap("teacher")
-    transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config)
+    transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config,
+                                                         configs.teacher_runtime)
     stopwatch.lap("teacher_labels")
     if variant and _same_baseline(configs, default_configs):
         default_row = quality_cell(task, dataset, num_labels, seed, run_dir, default_configs)
@@ -98,6 +100,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         "labels_only_acc": baseline["student_dev_acc"],
         "student_acc": distilled["student_dev_acc"],
         "agreement": distilled["agreement_with_teacher"],
+        "labelling": targets["labelling"],
         "seconds": round(time.time() - start, 1),
         # Zero where the cache answered: a reused teacher, cached logits, the default's baseline.
         "phase_seconds": stopwatch.laps,

@@ -45,6 +45,11 @@ LABELS_ONLY_EPOCHS = 14
 # (as multiples of the forward pass).
 EXPORT_S = 20.0
 EXPORT_PER_DEV_ROW = 2.0
+# The int8 LiteRT labeller (`teacher.LITERT_INT8`): its time per text as a share of the float32 forward pass
+# (SST-2, 2-core machine: 1.1 to 1.5 ms against 2.7 to 3.2, export/bert.py), and the seconds it takes to write one
+# teacher's (conversion and quantisation) and to label dev a second time, for the agreement each run reports.
+LITERT_INT8_SHARE = 0.45
+LABELLER_WRITE_S = 15.0
 STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
 PROBE_TEXTS = 2048
 
@@ -94,10 +99,11 @@ def transfer_size(splits, distill_config):
     return max(texts, augment.target_size(distill_config.augment_to, texts, median))
 
 
-def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False):
+def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False,
+         runtime="tensorflow"):
     """Estimated seconds of each stage of `pipeline.run_all` (`STAGES`), from the data's size and the
     teacher's measured `ms_per_text`; `teacher_trained` when a reusable teacher exists, `pool_labelled` when
-    its logits of the transfer set are cached too."""
+    its logits of the transfer set are cached too; `runtime` labels the transfer set (`teacher.RUNTIMES`)."""
     forward = ms_per_text / 1000
     members = teacher_config.ensemble
     labelled = len(splits.labelled_texts)
@@ -106,11 +112,20 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
     student_row = STUDENT_ROW * forward
     return {
         "teacher": 0.0 if teacher_trained else members * fine_tune,
-        "labelling": 0.0 if pool_labelled else members * (transfer + len(splits.dev_texts)) * forward,
+        "labelling": 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime),
         "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
         "distillation": (distill_config.epochs * transfer + distill_config.fine_tune_epochs * labelled) * student_row,
         "export": EXPORT_S + EXPORT_PER_DEV_ROW * len(splits.dev_texts) * forward,
     }
+
+
+def _labelling(transfer, dev, forward, runtime):
+    """One teacher's seconds labelling `transfer` texts and `dev` through `runtime`."""
+    from kdistill import teacher as teacher_lib
+
+    if runtime == teacher_lib.TENSORFLOW:
+        return (transfer + dev) * forward
+    return LABELLER_WRITE_S + dev * forward + (transfer + dev) * LITERT_INT8_SHARE * forward
 
 
 @dataclasses.dataclass

@@ -180,26 +180,41 @@ def _check_classes(path, what, num_classes, splits):
         )
 
 
-def label(teacher, teacher_dir, splits):
-    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached."""
-    print(f"[label] teacher logits for {len(splits.unlabelled_texts)} unlabelled texts", flush=True)
-    return {
+def label(teacher, teacher_dir, splits, runtime="auto"):
+    """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached.
+
+    Dev and the labelled rows are the teacher's own (TensorFlow, float32). The unlabelled texts go through
+    `teacher.labelling_runtime(runtime)`; when that is another runtime, it labels dev too, and
+    `targets["labelling"]` says how often it agreed with the teacher there.
+    """
+    runtime = teacher_lib.labelling_runtime(runtime)
+    print(f"[label] teacher logits for {len(splits.unlabelled_texts)} unlabelled texts ({runtime})", flush=True)
+    targets = {
         "dev": teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False),
         "labelled": teacher_lib.logits(teacher, splits.labelled_texts, cache_dir=teacher_dir, verbose=False),
-        "unlabelled": teacher_lib.logits(teacher, splits.unlabelled_texts, cache_dir=teacher_dir),
+        "unlabelled": teacher_lib.logits(teacher, splits.unlabelled_texts, cache_dir=teacher_dir, runtime=runtime),
+        "labelling": {"runtime": runtime},
     }
+    if runtime != teacher_lib.TENSORFLOW and len(splits.dev_texts):
+        fast = teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False, runtime=runtime)
+        agreement = float(np.mean(fast.argmax(-1) == targets["dev"].argmax(-1)))
+        difference = float(np.abs(report.softmax(fast) - report.softmax(targets["dev"])).max())
+        targets["labelling"].update(dev_agreement_with_teacher=agreement, dev_max_probability_difference=difference)
+        print(f"[label] {runtime} gave the float32 teacher's label on {agreement:.2%} of dev "
+              f"(largest probability difference {difference:.3f})", flush=True)
+    return targets
 
 
-def transfer_targets(teacher, teacher_dir, splits, distill_config):
+def transfer_targets(teacher, teacher_dir, splits, distill_config, runtime="auto"):
     """`label`'s targets for `distill_config` over the transfer set it asks for.
 
     The pool is cut to `transfer_pool` texts (a seeded sample), then enlarged by
     perturbed copies up to `augment_to` (`augment_transfer_set`). Returns the transfer
     splits and their targets.
     """
-    targets = label(teacher, teacher_dir, splits)
+    targets = label(teacher, teacher_dir, splits, runtime)
     splits, targets = _cut_pool(splits, targets, distill_config.transfer_pool, distill_config.seed)
-    return augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config)
+    return augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config, targets["labelling"]["runtime"])
 
 
 def _cut_pool(splits, targets, size, seed):
@@ -211,12 +226,12 @@ def _cut_pool(splits, targets, size, seed):
     return dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[rows]), cut
 
 
-def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
+def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config, runtime=teacher_lib.TENSORFLOW):
     """`splits` and `targets` with perturbed copies of the transfer texts added as unlabelled rows.
 
     Copies are made (`augment.augment_texts`) until the transfer set holds
     `distill_config.augment_to` texts (`augment.auto_size` for "auto"); the teacher labels
-    them, cached like any text.
+    them through `runtime`, cached like any text.
     """
     texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
     median = augment.median_words(texts)
@@ -229,7 +244,7 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config):
     if not extra:
         return splits, targets
     print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)
-    extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir)
+    extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir, runtime=runtime)
     unlabelled = np.concatenate([splits.unlabelled_texts, np.asarray(extra, dtype=object)])
     grown = dict(targets, unlabelled=np.concatenate([targets["unlabelled"], extra_logits]))
     return dataclasses.replace(splits, unlabelled_texts=unlabelled), grown
@@ -365,7 +380,7 @@ _BROWSER_SUMMARY = ("browser", "browser_agreement_with_keras", "browser_agreemen
 def run_all(
     dataset, num_labels, out_dir, teacher_config, student_config, distill_config,
     seed=0, max_unlabelled=None, unlabelled=None, export_mode="dynamic", encoding="utf-8", teacher_dir=None,
-    browser_check="auto",
+    browser_check="auto", teacher_runtime="auto",
 ):
     """The whole pipeline: teacher, labels, labels-only baseline, distilled student, TFLite export.
 
@@ -377,6 +392,7 @@ def run_all(
     the text-in one (`student_<mode>.tflite`, for runtimes with TF Text's ops).
     `browser_check` ("auto", "yes" or "no"; `export.browser.wanted`) also runs the MediaPipe model in headless
     Chromium on dev, through the page in `out_dir/web`, whose `page.png` it leaves there.
+    `teacher_runtime` is how the teacher labels the transfer set (`teacher.labelling_runtime`).
     """
     from kdistill.export import browser, tflite, web  # export builds on kdistill, not the other way round
 
@@ -385,13 +401,14 @@ def run_all(
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
+    teacher_runtime = teacher_lib.labelling_runtime(teacher_runtime)
     clock = estimate.RunClock(estimate.plan(
         splits, teacher_config, distill_config, _teacher_speed(splits, teacher_config), teacher_trained=trained,
-        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)),
+        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)), runtime=teacher_runtime,
     ))
     teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
     clock.done("teacher")
-    transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config)
+    transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config, teacher_runtime)
     clock.done("labelling")
     labels_only, baseline = train_labels_only(
         teacher, splits, os.path.join(out_dir, "labels_only"), student_config, distill_config, targets["dev"]
@@ -424,6 +441,7 @@ def run_all(
         "student_dev_acc": distilled["student_dev_acc"],
         "labels_only_dev_acc": baseline["student_dev_acc"],
         "student_agreement_with_teacher": distilled["agreement_with_teacher"],
+        "labelling": targets["labelling"],
         "teacher_params": teacher_metrics["teacher_params"],
         "student_params": distilled["student_params"],
         "truncated_texts": distilled["truncated_texts"],

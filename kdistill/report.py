@@ -24,6 +24,12 @@ import numpy as np
 Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
 
 
+def softmax(logits):
+    logits = np.asarray(logits, np.float64)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
 def evaluation(labels, logits, class_names):
     """Accuracy (with its 95% interval), per-class precision/recall/F1/support, macro-F1 and the confusion
     matrix (rows: true class, columns: predicted) of `logits` against `labels`."""
@@ -104,6 +110,11 @@ def write(out_dir, summary, class_names, dev_labels, dev_logits):
                      f"{result['macro_f1']:.3f} | {params[name]:,} |")
     lines += ["", _difference_line("Teacher minus distilled student", gap, "teacher", "student"), ""]
     lines += [_difference_line("Distilled minus labels-only student", gain, "distilled", "labels-only")]
+    labelling = summary.get("labelling", {})
+    if "dev_agreement_with_teacher" in labelling:
+        lines += ["", f"The teacher labelled the transfer set as {labelling['runtime']}: on dev it gave the float32 "
+                  f"teacher's label on {labelling['dev_agreement_with_teacher']:.2%} of rows (largest probability "
+                  f"difference {labelling['dev_max_probability_difference']:.3f})."]
     lines += [
         "",
         "## The distilled student, per class",

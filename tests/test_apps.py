@@ -39,15 +39,16 @@ def test_distill_writes_students_and_caches_teacher_logits(small_run, small_sst2
     baseline = read(os.path.join(small_run, "labels_only", "metrics.json"))
     assert distilled["num_unlabelled"] == SMALL_UNLABELLED
     assert distilled["student_params"] == baseline["student_params"]
-    # Dev, labelled and unlabelled logits were each computed once and reused by the second run.
+    # Dev and labelled logits (float32), unlabelled and dev through the int8 labeller (beside them), were each
+    # computed once and reused by the second run.
     logits_dir = os.path.join(small_run, "teacher", "logits")
-    assert len(os.listdir(logits_dir)) == 3
+    assert len(os.listdir(logits_dir)) == 5
     # The recorded agreement is the student's and the cached teacher's top class on dev.
     teacher = teacher_lib.load(os.path.join(small_run, "teacher"))
     dev_texts = data.load(small_sst2, SMALL_NUM_LABELS, seed=SMALL_SEED, max_unlabelled=0).dev_texts
     teacher_logits = teacher_lib.logits(teacher, dev_texts, cache_dir=os.path.join(small_run, "teacher"),
                                         verbose=False)
-    assert len(os.listdir(logits_dir)) == 3  # served from the cache, not a fourth entry
+    assert len(os.listdir(logits_dir)) == 5  # served from the cache, not another entry
     student = io.load_model(os.path.join(small_run, "student", "student.keras"), "student")
     same = np.argmax(student.predict_texts(dev_texts), -1) == np.argmax(teacher_logits, -1)
     assert distilled["agreement_with_teacher"] == pytest.approx(float(np.mean(same)))

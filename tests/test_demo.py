@@ -36,6 +36,9 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
         summary = json.load(f)
     assert SUMMARY_KEYS <= set(summary)
     assert summary["dev_rows"] == SMALL_DEV_ROWS + 1
+    # On this CPU the int8 LiteRT teacher labelled the pool, and the run measured it against float32 on dev.
+    assert summary["labelling"]["runtime"] == "litert-int8"
+    assert summary["labelling"]["dev_agreement_with_teacher"] >= 0.97
     assert os.path.isfile(os.path.join(summary["student_dir"], "student.keras"))
     assert os.path.isfile(summary["tflite_path"]) and summary["tflite_agreement_with_keras"] >= 0.99
     # The Android model, run by MediaPipe's own TextClassifier.

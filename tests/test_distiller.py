@@ -159,8 +159,11 @@ def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_lab
     splits, targets = pipeline.transfer_targets(teacher, teacher_dir, sst2_splits, config)
     assert len(splits.unlabelled_texts) == len(targets["unlabelled"]) == 500
     assert len(set(splits.unlabelled_texts) - set(sst2_splits.unlabelled_texts)) == 0
-    again = teacher_lib.logits(teacher, list(splits.unlabelled_texts[:32]), verbose=False)
-    np.testing.assert_allclose(targets["unlabelled"][:32], again, atol=2e-4)
+    again = teacher_lib.logits(teacher, list(splits.unlabelled_texts[:32]), verbose=False,
+                               runtime=targets["labelling"]["runtime"])
+    # The int8 labeller quantises each batch's activations together, so a text's logits move by about 0.01 with
+    # its batch companions; another text's would be off by whole units.
+    np.testing.assert_allclose(targets["unlabelled"][:32], again, atol=0.05)
     student = training.build_student(teacher, splits, SMALL)
     texts = list(splits.labelled_texts)
 

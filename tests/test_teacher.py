@@ -6,6 +6,7 @@ import pytest
 
 from kdistill import teacher as teacher_lib
 from kdistill.config import TeacherConfig
+from kdistill.errors import KdistillError
 from tests.conftest import accuracy
 
 
@@ -58,3 +59,22 @@ def test_teacher_round_trips_through_keras_file(teacher, teacher_dir, sst2_split
     np.testing.assert_allclose(
         teacher_lib.logits(again, texts, verbose=False), teacher_lib.logits(teacher, texts, verbose=False), atol=1e-5
     )
+
+
+def test_int8_litert_labeller_agrees_with_the_float32_teacher_and_caches_apart(teacher, teacher_dir, transfer_logits,
+                                                                             sst2_splits):
+    """The CPU's labeller: the teacher's dynamic-range int8 LiteRT form, on 300 real SST-2 dev sentences."""
+    assert teacher_lib.labelling_runtime() == teacher_lib.LITERT_INT8  # this machine has no GPU
+    assert teacher_lib.labelling_runtime("tensorflow") == teacher_lib.TENSORFLOW
+    with pytest.raises(KdistillError, match="unknown teacher runtime 'int4'"):
+        teacher_lib.labelling_runtime("int4")
+    texts = list(sst2_splits.dev_texts)
+    fast = teacher_lib.logits(teacher, texts, cache_dir=teacher_dir, verbose=False, runtime=teacher_lib.LITERT_INT8)
+    exact = transfer_logits["dev"]
+    assert np.mean(fast.argmax(-1) == exact.argmax(-1)) >= 0.98
+    assert 0 < np.abs(fast - exact).max() < 1.0  # int8: close, not bit-equal
+    # Cached under its own key, beside the int8 model it was written with; the float32 logits are untouched.
+    key = teacher_lib.fingerprint(teacher, texts, teacher_lib.LITERT_INT8)
+    assert key != teacher_lib.fingerprint(teacher, texts)
+    np.testing.assert_array_equal(np.load(os.path.join(teacher_dir, "logits", key + ".npy")), fast)
+    assert len([f for f in os.listdir(os.path.join(teacher_dir, "logits")) if f.endswith(".tflite")]) == 1
