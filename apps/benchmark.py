@@ -57,6 +57,10 @@ def main(argv):
     configs = ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
                                 FLAGS.max_unlabelled, FLAGS.validation_rows, FLAGS.teacher_runtime)
     specs = task_specs()
+    restored = benchmark.restore_cells(os.path.join(FLAGS.docs_dir, "results.json"), FLAGS.out_dir)
+    if restored:
+        print(f"[benchmark] {restored} cells restored from {FLAGS.docs_dir}/results.json; those whose key still "
+              "matches are not run again", flush=True)
     stopwatch = benchmark.Stopwatch()
     rows = [
         benchmark.quality_cell(task, spec, int(n), int(seed), FLAGS.out_dir, configs)
@@ -73,7 +77,11 @@ def main(argv):
         )
         stopwatch.lap("ablations")
     if FLAGS.cost:
-        cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{max(int(n) for n in FLAGS.num_labels)}_seed{FLAGS.seeds[0]}")
+        n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
+        cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{n}_seed{seed}")
+        if not os.path.isdir(os.path.join(cell, "student")):  # a restored cell: its models are trained again
+            os.remove(os.path.join(cell, "cell.json"))
+            benchmark.quality_cell(FLAGS.cost_task, specs[FLAGS.cost_task], n, seed, FLAGS.out_dir, configs)
         results["cost"] = cost_lib.cost(
             os.path.join(cell, "student"), os.path.join(cell, "teacher"), specs[FLAGS.cost_task],
             os.path.join(FLAGS.out_dir, "cost"), latency_rows=FLAGS.latency_rows,

@@ -55,11 +55,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
                                            for k in range(1, configs.teacher.ensemble)]
         teacher_dir = os.path.join(cell_dir, "teacher")
     distill_config = dataclasses.replace(configs.distill, seed=seed)
-    # The rules that derive settings from the data are code, not config fields: their constants join the key.
-    rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
-             teacher_lib.labelling_runtime(configs.teacher_runtime))
-    key = keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
-                  configs.student, distill_config, rules)
+    key = cell_key(dataset, num_labels, seed, configs)
     cell_path = os.path.join(cell_dir, "cell.json")
     name = f"{task} N={num_labels} seed={seed}" + (f" [{variant}]" if variant else "")
     if os.path.exists(cell_path) and io.read_json(cell_path).get("key") == key:
@@ -107,8 +103,36 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     }
     if variant:
         row["variant"] = variant
+    row["key"] = key  # kept in results.json with the row: `restore_cells` reuses it in a later session
     io.write_json({"key": key, "row": row}, cell_path)
     return row
+
+
+def cell_key(dataset, num_labels, seed, configs):
+    """What a cell's row depends on: its data, configs and the rules that derive settings from the data."""
+    # The rules are code, not config fields: their constants join the key.
+    rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
+             teacher_lib.labelling_runtime(configs.teacher_runtime))
+    return keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
+                   configs.student, dataclasses.replace(configs.distill, seed=seed), rules)
+
+
+def restore_cells(results_path, run_dir):
+    """Writes back into `run_dir` the cells that `results_path` (a results.json this benchmark wrote) holds and
+    `run_dir` lacks; returns how many. A cell's key says what made it, so a later session (whose `run_dir` starts
+    empty) recomputes only the cells whose configs, rules or data changed. The models are not kept: what needs a
+    cell's student or teacher (the cost table, a variant sharing the cell's teacher) trains them again."""
+    if not os.path.isfile(results_path):
+        return 0
+    results = io.read_json(results_path)
+    restored = 0
+    for row in results.get("quality", []) + results.get("ablation_defaults", []) + results.get("ablations", []):
+        path = os.path.join(_cell_dir(run_dir, row["task"], row["num_labels"], row["seed"], row.get("variant")),
+                            "cell.json")
+        if "key" in row and not os.path.exists(path):
+            io.write_json({"key": row["key"], "row": row}, path)
+            restored += 1
+    return restored
 
 
 class Stopwatch:
@@ -164,13 +188,17 @@ def ablation_cells(specs, task, num_labels, seeds, run_dir, configs, names, late
                 texts[at_task] = list(dev[:latency_rows])
             if cell not in defaults:
                 defaults[cell] = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs)
-                defaults[cell]["latency_ms_p50"] = student_latency_ms(
-                    os.path.join(_cell_dir(run_dir, *cell), "student"), texts[at_task])
+                _with_latency(defaults[cell], _cell_dir(run_dir, *cell), texts[at_task])
             row = quality_cell(at_task, specs[at_task], at_n, seed, run_dir, configs, variant=name, overrides=overrides)
-            row["latency_ms_p50"] = student_latency_ms(
-                os.path.join(_cell_dir(run_dir, *cell, name), "student"), texts[at_task])
-            rows.append(row)
+            rows.append(_with_latency(row, _cell_dir(run_dir, *cell, name), texts[at_task]))
     return rows, list(defaults.values())
+
+
+def _with_latency(row, cell_dir, texts):
+    """`row` with its student's latency: measured, or as a restored cell (whose student is gone) recorded it."""
+    if "latency_ms_p50" not in row:
+        row["latency_ms_p50"] = student_latency_ms(os.path.join(cell_dir, "student"), texts)
+    return row
 
 
 def student_latency_ms(student_dir, texts):

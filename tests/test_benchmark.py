@@ -75,6 +75,23 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     assert "## Where the time goes" in report
     assert "1 of the cells above timed their phases when they were computed" in report
 
+    # A later session starts with an empty run folder: the committed results.json gives the cell back by its key,
+    # and the binary runs nothing again.
+    fresh = small_cell / "next_session"
+    again = run_in_process(
+        "apps.benchmark", f"--tasks={task}={small_sst2}", f"--num_labels={num_labels}", f"--seeds={seed}", "--nocost",
+        "--ablations=", f"--max_unlabelled={SMALL_UNLABELLED}", "--recipe=fast", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64",
+        "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={fresh}",
+        f"--docs_dir={docs}",
+    )
+    assert "1 cells restored" in again.stdout and "cached" in again.stdout and "[teacher]" not in again.stdout
+    assert io.read_json(str(docs / "results.json"))["quality"] == [row]
+    # A changed config changes the key: that cell is computed again, not taken from the record.
+    assert benchmark.restore_cells(str(docs / "results.json"), str(fresh)) == 0
+    changed = dataclasses.replace(SMALL, distill=dataclasses.replace(SMALL.distill, epochs=2))
+    cell_json = fresh / task / f"n{num_labels}_seed{seed}" / "cell.json"
+    assert io.read_json(str(cell_json))["key"] == row["key"] != benchmark.cell_key(small_sst2, num_labels, seed, changed)
+
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
 def test_ablations_share_the_cells_teacher_and_price_their_students(small_cell, small_sst2, capsys):
