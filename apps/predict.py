@@ -4,12 +4,17 @@
 A MediaPipe model runs in MediaPipe Tasks' TextClassifier, the client it is made
 for; the text-in and token-ids models run with LiteRT as an app would
 (export.runtime). Texts come from the command line, from --input_file (one per
-line), or from stdin.
+line; .tsv, .csv and .jsonl give their text column), or from stdin.
+
+With --input_file the file is streamed: any size, in constant memory, a Keras student
+through a float32 LiteRT model on every core (`export.bulk`), written as JSONL or TSV
+to --output_file (with a progress bar) or stdout.
 
     python -m apps.predict --model=runs/demo/student "a gripping, funny film" "dull"
     echo "a gripping, funny film" | python -m apps.predict --model=runs/demo/student --json
     python -m apps.predict --model=runs/demo/student/student_int8.tflite "a gripping, funny film"
     python -m apps.predict --model=runs/demo/student/student_dynamic_mediapipe.tflite "a gripping, funny film"
+    python -m apps.predict --model=runs/demo/student --input_file=texts.txt --output_file=labels.jsonl
 """
 
 import json
@@ -18,20 +23,36 @@ import sys
 import numpy as np
 from absl import flags
 
-from kdistill import cli, data, pipeline
+from kdistill import cli, pipeline
 from kdistill.errors import KdistillError
+from kdistill.export import bulk as bulk_lib
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
     flags.DEFINE_string("model", "runs/demo/student", "A student folder or .keras file, or an exported .tflite.")
-    flags.DEFINE_string("input_file", None, "A text file, one text per line.")
+    flags.DEFINE_string("input_file", None, "A file of texts, streamed: .txt (one per line), or the text column "
+                        "of a .tsv, .csv or .jsonl.")
+    flags.DEFINE_string("output_file", None, "--input_file: where the records go (default stdout); written under a "
+                        "temporary name and renamed when complete.")
+    flags.DEFINE_enum("format", None, list(bulk_lib.FORMATS), "--input_file: jsonl (text, label, probabilities) or tsv "
+                      "(label, a probability per class, text); default by --output_file's extension, else jsonl.")
     flags.DEFINE_string("encoding", "utf-8", "Text encoding of --input_file.")
     flags.DEFINE_bool("json", False, "Print one JSON object per text instead of a table.")
 
 
 def main(argv):
+    if FLAGS.input_file:
+        if argv[1:]:
+            raise KdistillError("pass texts as arguments or --input_file, not both")
+        classifier = load_classifier(FLAGS.model, bulk=True)
+        count = bulk_lib.classify_file(classifier, FLAGS.input_file, FLAGS.output_file, FLAGS.format, FLAGS.encoding)
+        if FLAGS.output_file:
+            print(f"wrote {count:,} records to {FLAGS.output_file}")
+        return
+    if FLAGS.output_file or FLAGS.format:
+        raise KdistillError("--output_file and --format go with --input_file; pass the texts in a file")
     texts = read_texts(argv[1:])
     classifier = load_classifier(FLAGS.model)
     probs = classifier.predict_proba(texts)
@@ -46,8 +67,9 @@ def main(argv):
             print(f"{label}\t{shown}\t{text}")
 
 
-def load_classifier(path):
-    """Something with `class_names` and `predict_proba(texts)`, chosen by the file's extension."""
+def load_classifier(path, bulk=False):
+    """Something with `class_names` and `predict_proba(texts)`, chosen by the file's extension; with `bulk`, a
+    Keras student as `export.bulk.BulkClassifier`."""
     if path.endswith(".tflite"):
         from kdistill.export import runtime  # LiteRT, TF Text and MediaPipe only load when needed
 
@@ -55,6 +77,8 @@ def load_classifier(path):
         if classifier.input_kind == "mediapipe":
             return runtime.MediaPipeClassifier(path)
         return classifier
+    if bulk:
+        return bulk_lib.BulkClassifier(pipeline.load_student(path))
     return _KerasClassifier(pipeline.load_student(path))
 
 
@@ -72,10 +96,7 @@ class _KerasClassifier:
 def read_texts(args):
     if args:
         return list(args)
-    if FLAGS.input_file:
-        texts = data.read_lines(FLAGS.input_file, FLAGS.encoding)
-    else:
-        texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    texts = [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise KdistillError("no texts to classify; pass them as arguments, --input_file or on stdin")
     return texts

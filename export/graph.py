@@ -133,11 +133,15 @@ class TextModule(_StudentModule):
 
 
 class TokenIdsModule(_StudentModule):
-    """`(batch, sequence_length)` int32 ids into `ExportVocabulary.pieces` in, probabilities out."""
+    """`(batch, sequence_length)` int32 ids into `ExportVocabulary.pieces` in, probabilities out.
 
-    def __init__(self, student):
+    With `any_length`, ids of any length up to `sequence_length`: the student pools over the real pieces only, so
+    a batch cut to its longest text gives the same probabilities for a fraction of the work (`export.bulk`).
+    """
+
+    def __init__(self, student, any_length=False):
         super().__init__(student)
-        spec = tf.TensorSpec([None, self.sequence_length], tf.int32, name=IDS_INPUT)
+        spec = tf.TensorSpec([None, None if any_length else self.sequence_length], tf.int32, name=IDS_INPUT)
         self.serve = tf.function(self._serve, input_signature=[spec])
 
     def _serve(self, token_ids):

@@ -8,13 +8,15 @@ subprocess test in test_export.py.
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 
 from absl import flags
 
-from kdistill import ablations, config, data, io, teacher as teacher_lib
+from kdistill import ablations, config, data, io, pipeline, teacher as teacher_lib
 from kdistill.apps import common
+from kdistill.export import bulk
 from tests.binaries import define_flags, one_line_error, run_app, run_in_process
 from tests.conftest import (
     SMALL_DEV_ROWS, SMALL_LABELS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_STUDENT, SMALL_TEACHER, SMALL_UNLABELLED, SST2,
@@ -77,6 +79,36 @@ def test_predict_from_arguments_and_stdin(small_run):
     assert [r["text"] for r in records] == ["a triumph", "smart and funny"]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in records)
     assert all(r["label"] == max(r["probabilities"], key=r["probabilities"].get) for r in records)
+
+
+def test_predict_streams_a_file_through_litert_with_the_keras_students_probabilities(small_run, tmp_path, monkeypatch):
+    """Bulk prediction: SST-2's first 3,000 train sentences (a .tsv's text column, and as .txt lines with a blank
+    one), in chunks of 1,000, through the length-free LiteRT student."""
+    monkeypatch.setattr(bulk, "CHUNK_LINES", 1000)
+    model = os.path.join(small_run, "student")
+    rows = open(os.path.join(SST2, "train.tsv"), encoding="utf-8").read().splitlines()[:3001]
+    (tmp_path / "in.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    texts = [text for _, text, _ in data.iter_rows(str(tmp_path / "in.tsv"))]
+    assert len(texts) == 3000
+    (tmp_path / "in.txt").write_text("\n".join(texts[:10] + [""] + texts[10:]) + "\n", encoding="utf-8")
+    student = pipeline.load_student(model)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(student.predict_texts(texts)))
+    result = run_in_process("apps.predict", f"--model={model}", f"--input_file={tmp_path / 'in.tsv'}",
+                            f"--output_file={tmp_path / 'out.jsonl'}")
+    assert "wrote 3,000 records" in result.stdout
+    records = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert [r["text"] for r in records] == texts
+    names = student.class_names
+    got = np.array([[r["probabilities"][name] for name in names] for r in records])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert [r["label"] for r in records] == [names[i] for i in expected.argmax(-1)]
+    # TSV by the output's extension: a header, the label, a probability per class and the text; the blank line skipped.
+    run_in_process("apps.predict", f"--model={model}", f"--input_file={tmp_path / 'in.txt'}",
+                   f"--output_file={tmp_path / 'out.tsv'}")
+    lines = (tmp_path / "out.tsv").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "\t".join(["label", *(f"p_{name}" for name in names), "text"]) and len(lines) == 3001
+    assert [line.split("\t", len(names) + 1)[-1] for line in lines[1:]] == texts
+    assert [line.split("\t")[0] for line in lines[1:]] == [r["label"] for r in records]
 
 
 def test_export_binary_writes_tflite_and_parity_report(small_run, small_sst2):
