@@ -61,12 +61,13 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
 
     # The binary, with flags that spell out SMALL, finds the cell in its cache and only renders.
     docs = small_cell / "docs"
-    result = run_in_process(
-        "apps.benchmark", f"--tasks={task}={small_sst2}", f"--num_labels={num_labels}", f"--seeds={seed}", "--nocost",
-        "--ablations=", f"--max_unlabelled={SMALL_UNLABELLED}", "--recipe=fast", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64",
-        "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={small_cell}",
+    small_flags = [
+        f"--tasks={task}={small_sst2}", f"--num_labels={num_labels}", f"--seeds={seed}", "--nocost", "--ablations=",
+        f"--max_unlabelled={SMALL_UNLABELLED}", "--recipe=fast", "--teacher_epochs=3", "--teacher_min_steps=0",
+        "--max_seq_length=64", "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1",
         f"--docs_dir={docs}",
-    )
+    ]
+    result = run_in_process("apps.benchmark", *small_flags, f"--out_dir={small_cell}")
     assert "cached" in result.stdout and "[teacher]" not in result.stdout and "[student]" not in result.stdout
     saved = io.read_json(str(docs / "results.json"))
     assert saved["quality"] == [row]
@@ -78,12 +79,7 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     # A later session starts with an empty run folder: the committed results.json gives the cell back by its key,
     # and the binary runs nothing again.
     fresh = small_cell / "next_session"
-    again = run_in_process(
-        "apps.benchmark", f"--tasks={task}={small_sst2}", f"--num_labels={num_labels}", f"--seeds={seed}", "--nocost",
-        "--ablations=", f"--max_unlabelled={SMALL_UNLABELLED}", "--recipe=fast", "--teacher_epochs=3", "--teacher_min_steps=0", "--max_seq_length=64",
-        "--vocabulary_size=1000", "--embedding_dim=16", "--filters=16", "--epochs=1", f"--out_dir={fresh}",
-        f"--docs_dir={docs}",
-    )
+    again = run_in_process("apps.benchmark", *small_flags, f"--out_dir={fresh}")
     assert "1 cells restored" in again.stdout and "cached" in again.stdout and "[teacher]" not in again.stdout
     assert io.read_json(str(docs / "results.json"))["quality"] == [row]
     # A changed config changes the key: that cell is computed again, not taken from the record.
