@@ -45,6 +45,7 @@ def test_distill_writes_students_and_caches_teacher_logits(small_run, small_sst2
     # computed once and reused by the second run.
     logits_dir = os.path.join(small_run, "teacher", "logits")
     assert len(os.listdir(logits_dir)) == 5
+    assert len([name for name in os.listdir(logits_dir) if name.startswith("labeller-")]) == 1  # --teacher_runtime=auto
     # The recorded agreement is the student's and the cached teacher's top class on dev.
     teacher = teacher_lib.load(os.path.join(small_run, "teacher"))
     dev_texts = data.load(small_sst2, SMALL_NUM_LABELS, seed=SMALL_SEED, max_unlabelled=0).dev_texts

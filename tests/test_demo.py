@@ -29,16 +29,17 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     # --teacher_dir must reach the pipeline, which reuses it. The fast recipe: one teacher and no copies.
     teacher_dir = os.path.join(small_run, "teacher")
     result = run_app("apps.demo", f"--dataset={latin1}", "--encoding=latin-1", *SMALL_LABELS, *SMALL_TEACHER,
-                     *SMALL_STUDENT, f"--teacher_dir={teacher_dir}", f"--out_dir={out}", "--browser_check=yes")
+                     *SMALL_STUDENT, f"--teacher_dir={teacher_dir}", f"--out_dir={out}", "--browser_check=yes",
+                     "--teacher_runtime=tensorflow")
     assert f"[teacher] reusing {teacher_dir}" in result.stdout
     assert not os.path.exists(os.path.join(out, "teacher"))
     with open(os.path.join(out, "summary.json")) as f:
         summary = json.load(f)
     assert SUMMARY_KEYS <= set(summary)
     assert summary["dev_rows"] == SMALL_DEV_ROWS + 1
-    # On this CPU the int8 LiteRT teacher labelled the pool, and the run measured it against float32 on dev.
-    assert summary["labelling"]["runtime"] == "litert-int8"
-    assert summary["labelling"]["dev_agreement_with_teacher"] >= 0.97
+    # --teacher_runtime reaches the labelling: float32 TensorFlow here, where a CPU would pick int8 LiteRT
+    # (tests/test_apps.py's runs), so there is no second runtime to compare on dev.
+    assert summary["labelling"] == {"runtime": "tensorflow"}
     assert os.path.isfile(os.path.join(summary["student_dir"], "student.keras"))
     assert os.path.isfile(summary["tflite_path"]) and summary["tflite_agreement_with_keras"] >= 0.99
     # The Android model, run by MediaPipe's own TextClassifier.
