@@ -95,6 +95,8 @@ def litert_labeller(classifier, path):
 
 
 def _write_int8_labeller(classifier, path):
+    import contextlib
+    import io as stdio
     import os
     import tempfile
 
@@ -107,7 +109,10 @@ def _write_int8_labeller(classifier, path):
             f.write(flatbuffer)
         int8 = quantizer.Quantizer(float_path)
         int8.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+        # Its size report (stdout) and progress bars (stderr) say nothing to a user labelling texts.
+        with contextlib.redirect_stdout(stdio.StringIO()), contextlib.redirect_stderr(stdio.StringIO()):
+            quantized = int8.quantize().quantized_model
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         with io.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
-                f.write(int8.quantize().quantized_model)
+                f.write(quantized)
