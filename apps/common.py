@@ -89,7 +89,8 @@ def define_labelling_flag():
     flags.DEFINE_enum("teacher_runtime", "auto", ["auto", *teacher_lib.RUNTIMES],
                       "How the teacher labels the transfer set: tensorflow (the float32 Keras model) or litert-int8 "
                       "(its dynamic-range int8 LiteRT form, over twice as fast on a CPU; each run reports its "
-                      "agreement with float32 on dev); auto: TensorFlow on a GPU, LiteRT int8 on a CPU.")
+                      "agreement with float32 on dev); auto: TensorFlow on a GPU, LiteRT int8 on a CPU unless it gives the "
+                      "float32 teacher's label on under 99% of dev.")
 
 
 def define_student_flags():

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import keras
@@ -78,3 +79,20 @@ def test_int8_litert_labeller_agrees_with_the_float32_teacher_and_caches_apart(t
     assert key != teacher_lib.fingerprint(teacher, texts)
     np.testing.assert_array_equal(np.load(os.path.join(teacher_dir, "logits", key + ".npy")), fast)
     assert len([f for f in os.listdir(os.path.join(teacher_dir, "logits")) if f.endswith(".tflite")]) == 1
+
+
+def test_auto_labelling_sets_a_labeller_aside_that_agrees_too_rarely_on_dev(teacher, teacher_dir, transfer_logits,
+                                                                           sst2_splits, monkeypatch):
+    from kdistill import pipeline
+
+    splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:64])
+    kept = pipeline.label(teacher, teacher_dir, splits)  # int8 agrees on 98% or more of these 300 dev rows
+    assert kept["labelling"]["runtime"] == teacher_lib.LITERT_INT8
+    monkeypatch.setattr(pipeline, "MIN_LABELLER_AGREEMENT", 1.01)  # no labeller can agree that often
+    targets = pipeline.label(teacher, teacher_dir, splits)
+    assert targets["labelling"]["runtime"] == teacher_lib.TENSORFLOW
+    assert targets["labelling"]["set_aside"] == teacher_lib.LITERT_INT8
+    assert targets["labelling"]["dev_agreement_with_teacher"] == kept["labelling"]["dev_agreement_with_teacher"]
+    np.testing.assert_allclose(targets["unlabelled"], transfer_logits["unlabelled"][:64], atol=2e-4)  # float32's
+    # Asked for by name, the runtime is used whatever it measures.
+    assert pipeline.label(teacher, teacher_dir, splits, "litert-int8")["labelling"]["runtime"] == teacher_lib.LITERT_INT8
