@@ -414,10 +414,10 @@ def run_all(
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
-    teacher_runtime = teacher_lib.labelling_runtime(teacher_runtime)
     clock = estimate.RunClock(estimate.plan(
         splits, teacher_config, distill_config, _teacher_speed(splits, teacher_config), teacher_trained=trained,
-        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)), runtime=teacher_runtime,
+        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)),
+        runtime=teacher_lib.labelling_runtime(teacher_runtime),
     ))
     teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
     clock.done("teacher")
