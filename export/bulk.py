@@ -18,6 +18,7 @@ classify_file(classifier, "texts.txt", "labels.jsonl")
 """
 
 import contextlib
+import itertools
 import json
 import os
 import sys
@@ -78,17 +79,13 @@ def classify_file(classifier, input_path, output_path=None, output_format=None, 
     with _output(output_path) as out:
         if output_format == "tsv":
             out.write("\t".join(["label", *(f"p_{name}" for name in names), "text"]) + "\n")
-        chunk = []
-        for _, text, _ in _with_end(data.iter_rows(input_path, encoding)):
-            if text is not None:
-                chunk.append(text)
-            if chunk and (text is None or len(chunk) == CHUNK_LINES):
-                for line_text, p in zip(chunk, classifier.predict_proba(chunk)):
-                    out.write(_record(line_text, p, names, output_format) + "\n")
-                written += len(chunk)
-                if bar:
-                    bar.update(min(written, bar.target))
-                chunk = []
+        texts = (text for _, text, _ in data.iter_rows(input_path, encoding))
+        while chunk := list(itertools.islice(texts, CHUNK_LINES)):
+            for text, p in zip(chunk, classifier.predict_proba(chunk)):
+                out.write(_record(text, p, names, output_format) + "\n")
+            written += len(chunk)
+            if bar:
+                bar.update(min(written, bar.target))
     return written
 
 
@@ -98,11 +95,6 @@ def _record(text, probabilities, names, output_format):
         return json.dumps({"text": text, "label": label, "probabilities": dict(zip(names, probabilities.tolist()))},
                           ensure_ascii=False)
     return "\t".join([label, *(f"{p:.6f}" for p in probabilities), text])
-
-
-def _with_end(rows):
-    yield from rows
-    yield None, None, None
 
 
 def _count_lines(path):
