@@ -32,6 +32,7 @@ import time
 import numpy as np
 
 from kdistill import ablations, augment, config, cost as cost_lib, io, keys, pipeline, teacher as teacher_lib
+from kdistill.errors import KdistillError
 
 
 # The DistillConfig fields the labels-only baseline reads. A variant that changes none of them,
@@ -175,6 +176,9 @@ def ablation_cells(specs, task, num_labels, seeds, run_dir, configs, names, late
     compared with. Every row carries its student's batch-1 latency
     (`student_latency_ms`): some ideas trade accuracy for speed.
     """
+    unknown = sorted(set(names) - set(ablations.ABLATIONS))
+    if unknown:
+        raise KdistillError(f"unknown ablation {', '.join(unknown)}; the names are kdistill.ablations.ABLATIONS' keys")
     rows, defaults, texts = [], {}, {}
     for name, overrides in ablations.ABLATIONS.items():
         overrides = dict(overrides)

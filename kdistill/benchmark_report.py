@@ -583,6 +583,49 @@ def _cost_markdown(cost):
                          f"{r[f'teacher_bert_base_speedup_{mode}{kind}']:.0f}x |")
     lines.append(f"| batch-64 throughput speed-up (TensorFlow) | {r['teacher_minilm_throughput_speedup_b64']:.0f}x | "
                  f"{r['teacher_bert_base_throughput_speedup_b64']:.0f}x |")
+    if cost.get("throughput"):
+        lines += _throughput_markdown(cost["throughput"])
+    return lines
+
+
+# How `cost.throughput` names what it timed, as the table shows it.
+THROUGHPUT_ROWS = (
+    ("teacher labelling: float32 TensorFlow, batch 64, length buckets (before)", "teacher_labelling", "tensorflow"),
+    ("teacher labelling: int8 LiteRT, batch 32, length buckets (`--teacher_runtime=auto` on a CPU)",
+     "teacher_labelling", "litert-int8"),
+    ("student, bulk (`apps.predict --input_file`): float32 LiteRT, batch 64, any length", "student_bulk", None),
+    ("student, batch-1 LiteRT limit: one thread's p50 (float32, ids) on every core", "student_batch1_limit", None),
+    ("fastText (supervised, bigrams), trained on the same labels", "fasttext", None),
+)
+
+
+def _throughput_markdown(t):
+    teacher = t["teacher_labelling"]
+    exact, fast = teacher["tensorflow"], teacher["litert-int8"]
+    lines = [
+        "",
+        "### Reading many texts",
+        "",
+        f"One process, {t['cpus']} cores, tokenization included, timed after a warm-up. The teacher rows label "
+        f"{t['texts']:,} texts sampled from the pool (the ensemble's first member); the student and fastText read "
+        f"the same sample {t['student_texts'] // t['texts']} times ({t['student_texts']:,} texts).",
+        "",
+        "| what | texts/s | texts/s per core | ms per text |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for label, key, runtime in THROUGHPUT_ROWS:
+        speed = (t[key][runtime] if runtime else t[key])["texts_per_s"]
+        lines.append(f"| {label} | {speed:,.0f} | {speed / t['cpus']:,.0f} | {1000 / speed:.3f} |")
+    student, limit = t["student_bulk"]["texts_per_s"], t["student_batch1_limit"]["texts_per_s"]
+    lines += [
+        "",
+        f"- Labelling: int8 is {fast['texts_per_s'] / exact['texts_per_s']:.2f}x float32, and gives its top label on "
+        f"{100 * fast['dev_agreement']:.2f}% of dev (largest probability difference "
+        f"{fast['dev_max_probability_difference']:.3f}).",
+        f"- The student in bulk reaches {100 * student / limit:.0f}% of its batch-1 limit and "
+        f"{student / t['fasttext']['texts_per_s']:.2f}x fastText's speed; fastText's dev accuracy on these labels: "
+        f"{100 * t['fasttext']['dev_accuracy']:.2f}%.",
+    ]
     return lines
 
 

@@ -5,6 +5,11 @@ teacher actually used, of a BERT-base-sized teacher (random weights: only its
 size matters) and of the student in each export mode, plus batch-64 throughput
 in TensorFlow, all on the same dev sentences, and the ratios between them.
 
+Then reading many texts (`throughput`), on one sample of the unlabelled pool: the
+teacher labelling it in each runtime (`labelling_speed`), the student classifying it
+in bulk (`export.bulk`) against its batch-1 LiteRT limit, and fastText, the peer
+users pick for speed, trained on the same labels.
+
 It prices a student and teacher that the benchmark's cells (`benchmark.py`)
 trained; `benchmark_report.py` renders the table and checks the goals on it.
 
@@ -18,21 +23,29 @@ table["ratios"]["teacher_minilm_speedup_dynamic_ids"]  # batch-1 speed-up over M
 """
 
 import os
+import re
+import tempfile
 import time
 
 import numpy as np
 
-from kdistill import pipeline, teacher as teacher_lib
+from kdistill import data, pipeline, report, teacher as teacher_lib
+from kdistill.teacher_model import TeacherEnsemble
 
 BERT_BASE = dict(num_layers=12, num_heads=12, hidden_dim=768, intermediate_dim=3072)
 # The export modes each model is priced in (`export.tflite` names them).
 STUDENT_MODES = ("float32", "float16", "dynamic", "int8")
 TEACHER_MODES = ("float32", "dynamic")
 LATENCY_MODES = ("float32", "dynamic")  # the ablation table's latency columns (`benchmark.student_latency_ms`)
+THROUGHPUT_TEXTS = 4096  # pool texts each teacher runtime labels, timed
+# The students read the sample this many times (about 100,000 texts): long enough that start-up is amortised
+# as it is on a real file.
+STUDENT_PASSES = 25
 
 
-def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibration_rows=500):
-    """The cost table on `dataset`'s dev sentences: size, batch-1 latency, batch-64 throughput."""
+def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibration_rows=500, num_labels=1000, seed=0):
+    """The cost table on `dataset`'s dev sentences: size, batch-1 latency, batch-64 throughput; then `throughput`
+    on its pool, fastText trained on the `num_labels` rows of `seed` (the cell's labels)."""
     from kdistill.export import bert, report, tflite
 
     os.makedirs(work_dir, exist_ok=True)
@@ -63,7 +76,95 @@ def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibrat
             } | {"tflite_bytes": measured["size_bytes"]}
     result["student"] = entry
     result["ratios"] = _ratios(result)
+    labelled = data.load(dataset, num_labels=num_labels, seed=seed)
+    result["throughput"] = throughput(student, minilm, labelled, work_dir, entry["float32_ids"]["latency_ms_p50"])
     return result
+
+
+def throughput(student, teacher, splits, work_dir, batch1_ms):
+    """Texts per second (and per core) on one seeded sample of `splits`' pool: the teacher's first member labelling
+    it in each runtime, the student in bulk beside its batch-1 limit (`batch1_ms`, one thread, times the cores),
+    and fastText trained on `splits`' labelled rows."""
+    from kdistill.export import bulk
+
+    cores = os.cpu_count()
+    sample = pool_sample(splits, THROUGHPUT_TEXTS)
+    member = teacher.members[0] if isinstance(teacher, TeacherEnsemble) else teacher
+    print(f"[cost] labelling {len(sample):,} pool texts in each teacher runtime", flush=True)
+    labelling = labelling_speed(member, sample, list(splits.dev_texts), os.path.join(work_dir, "labeller"))
+    many = sample * STUDENT_PASSES
+    print(f"[cost] the student and fastText over {len(many):,} texts", flush=True)
+    classifier = bulk.BulkClassifier(student)
+    student_bulk = _texts_per_second(classifier.predict_proba, many, chunk=bulk.CHUNK_LINES)
+    fasttext_speed, fasttext_accuracy = _fasttext(splits, many)
+    return {
+        "cpus": cores, "texts": len(sample), "student_texts": len(many),
+        "teacher_labelling": labelling,
+        "student_bulk": {"texts_per_s": student_bulk},
+        "student_batch1_limit": {"texts_per_s": cores * 1000 / batch1_ms},
+        "fasttext": {"texts_per_s": fasttext_speed, "dev_accuracy": fasttext_accuracy},
+    }
+
+
+def pool_sample(splits, size):
+    """A seeded sample of `size` texts (or all) from `splits`' unlabelled pool."""
+    pool = np.asarray(splits.unlabelled_texts, dtype=object)
+    return list(pool[np.random.default_rng(0).choice(len(pool), min(size, len(pool)), replace=False)])
+
+
+def labelling_speed(teacher, texts, dev_texts, cache_dir):
+    """For each runtime in `teacher.RUNTIMES`: `teacher` (one model, not an ensemble) labelling `texts`, timed
+    after a warm-up (the int8 model is written into `cache_dir` first, untimed), and how its labels on
+    `dev_texts` compare with the first runtime's (float32)."""
+    results, exact = {}, None
+    for runtime in teacher_lib.RUNTIMES:
+        predict = teacher_lib.predictor(teacher, runtime=runtime, cache_dir=cache_dir)
+        predict(texts[:256])  # graphs traced, interpreter allocated
+        speed = _texts_per_second(predict, texts)
+        labels = predict(dev_texts)
+        exact = labels if exact is None else exact
+        results[runtime] = {
+            "texts_per_s": speed, "ms_per_text": 1000 / speed,
+            "dev_agreement": float(np.mean(labels.argmax(-1) == exact.argmax(-1))),
+            "dev_max_probability_difference": float(np.abs(report.softmax(labels) - report.softmax(exact)).max()),
+        }
+    return results
+
+
+def _texts_per_second(predict, texts, chunk=None):
+    chunk = chunk or len(texts)
+    start = time.perf_counter()
+    for i in range(0, len(texts), chunk):
+        predict(texts[i : i + chunk])
+    return len(texts) / (time.perf_counter() - start)
+
+
+def _fasttext(splits, texts):
+    """fastText as its text-classification tutorial trains it (lower case, punctuation split off, word bigrams,
+    learning rate 1.0, 25 epochs) on the labelled rows: texts per second over `texts`, and its dev accuracy."""
+    import fasttext
+
+    def line(text):  # fastText reads one line per text and splits it on whitespace
+        return re.sub(r"([^\w\s])", r" \1 ", " ".join(str(text).split()).lower())
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "train.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            for text, label in zip(splits.labelled_texts, splits.labelled_labels):
+                f.write(f"__label__{label} {line(text)}\n")
+        model = fasttext.train_supervised(path, lr=1.0, epoch=25, wordNgrams=2, seed=0, verbose=0,
+                                          thread=os.cpu_count())
+
+    def predict(batch):
+        # `model.predict` goes through np.array(copy=False), which NumPy 2 refuses; the binding's own call does not.
+        labels, _ = model.f.multilinePredict([line(t) for t in batch], 1, 0.0, "strict")
+        return labels
+
+    predict(texts[:256])
+    speed = _texts_per_second(predict, texts)
+    predicted = [labels[0] for labels in predict(list(splits.dev_texts))]
+    accuracy = float(np.mean([p == f"__label__{label}" for p, label in zip(predicted, splits.dev_labels)]))
+    return speed, accuracy
 
 
 def _bert_base_sized(like):
@@ -86,17 +187,19 @@ def _latency_entry(path, latencies):
 
 def _teacher_throughput(model, texts):
     """Sentences per second through `teacher.logits` (length-bucketed batches of 64), warm."""
-    teacher_lib.logits(model, texts[:128], batch_size=64, verbose=False)
-    start = time.perf_counter()
-    teacher_lib.logits(model, texts, batch_size=64, verbose=False)
-    return len(texts) / (time.perf_counter() - start)
+    def label(batch):
+        return teacher_lib.logits(model, batch, batch_size=64, verbose=False)
+
+    label(texts[:128])
+    return _texts_per_second(label, texts)
 
 
 def _student_throughput(student, texts):
-    student.predict_texts(texts[:128], batch_size=64)
-    start = time.perf_counter()
-    student.predict_texts(texts, batch_size=64)
-    return len(texts) / (time.perf_counter() - start)
+    def predict(batch):
+        return student.predict_texts(batch, batch_size=64)
+
+    predict(texts[:128])
+    return _texts_per_second(predict, texts)
 
 
 def _ratios(result):

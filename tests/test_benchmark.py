@@ -5,8 +5,9 @@ import shutil
 
 import pytest
 
-from kdistill import ablations, benchmark, benchmark_report, config, cost as cost_lib, io, pipeline
+from kdistill import ablations, benchmark, benchmark_report, config, cost as cost_lib, data, io, pipeline
 from kdistill import teacher as teacher_lib
+from kdistill.errors import KdistillError
 from tests.binaries import run_in_process
 from tests.conftest import AG_NEWS, SMALL_DEV_ROWS, SMALL_NUM_LABELS, SMALL_SEED, SMALL_UNLABELLED, accuracy
 
@@ -96,13 +97,13 @@ def test_ablations_share_the_cells_teacher_and_price_their_students(small_cell, 
     capsys.readouterr()
     # An ablation shares the cell's teacher and logits, and prices its student beside the default one.
     variants, defaults = benchmark.ablation_cells(
-        {task: small_sst2}, task, num_labels, [seed], str(small_cell), SMALL, ["separable", "alpha_0"],
+        {task: small_sst2}, task, num_labels, [seed], str(small_cell), SMALL, ["separable", "temperature_4"],
         latency_rows=5)
-    assert [r["variant"] for r in variants] == ["alpha_0", "separable"]
+    assert [r["variant"] for r in variants] == ["temperature_4", "separable"]
     assert variants[0]["teacher_acc"] == row["teacher_acc"] and defaults[0]["student_acc"] == row["student_acc"]
     out = capsys.readouterr().out
     assert "[separable]" in out
-    # alpha leaves the labels-only baseline as it was: only the separable student trains one again.
+    # The temperature leaves the labels-only baseline as it was: only the separable student trains one again.
     assert variants[0]["labels_only_acc"] == row["labels_only_acc"] and out.count("[labels-only]") == 1
     for r in variants + defaults:
         assert set(r["latency_ms_p50"]) == set(cost_lib.LATENCY_MODES)
@@ -111,6 +112,8 @@ def test_ablations_share_the_cells_teacher_and_price_their_students(small_cell, 
     assert os.path.exists(os.path.join(student_dir, "latency.json"))
     timed = list(pipeline.load_splits(small_sst2, num_labels, seed, max_unlabelled=0).dev_texts[:5])
     assert benchmark.student_latency_ms(student_dir, timed) == variants[1]["latency_ms_p50"]  # cached
+    with pytest.raises(KdistillError, match="unknown ablation alpha_0"):  # a name that left the registry
+        benchmark.ablation_cells({task: small_sst2}, task, num_labels, [seed], str(small_cell), SMALL, ["alpha_0"])
 
 
 def _row(task, n, seed, teacher, labels_only, student):
@@ -149,6 +152,19 @@ def test_cost_table_prices_teachers_and_student(tmp_path):
     assert cost["student"]["int8_ids"]["tokenizer_bytes"] == 0 < cost["student"]["int8"]["tokenizer_bytes"]
     goals = "\n".join(benchmark_report.goals_table({"quality": [_row("ag_news", 40, 0, 0.8, 0.7, 0.8)], "cost": cost}))
     assert "int8 .tflite <= 1 MB (token-ids model)" in goals and "token ids in on both sides" in goals
+    # Reading many texts: both teacher runtimes timed and compared on dev, the student in bulk and fastText.
+    reading = cost["throughput"]
+    assert reading["teacher_labelling"]["litert-int8"]["dev_agreement"] > 0.9
+    assert reading["student_bulk"]["texts_per_s"] > reading["teacher_labelling"]["litert-int8"]["texts_per_s"]
+    table = "\n".join(benchmark_report._cost_markdown(cost))
+    assert "### Reading many texts" in table and "fastText (supervised, bigrams)" in table
+
+
+def test_fasttext_peer_learns_the_labels_and_reads_fast():
+    splits = data.load(AG_NEWS, num_labels=400, seed=0)
+    speed, accuracy = cost_lib._fasttext(splits, list(splits.unlabelled_texts))
+    # Four topics from 400 labels: fastText is well above chance (25%), and far faster than any teacher.
+    assert accuracy > 0.6 and speed > 5_000
 
 
 def test_ablations_are_reported_against_the_default_cell(tmp_path):
