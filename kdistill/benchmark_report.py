@@ -3,8 +3,8 @@
 `write_results` takes what the cells (`benchmark.py`) and the cost table
 (`cost.py`) measured, `{"quality": rows, "ablations": rows, "ablation_defaults":
 rows, "cost": table}`, and writes the label-efficiency table and plot, each
-ablation beside the default recipe (its change from `ablations.ABLATIONS`), the gap
-against the unlabelled pool, the cost table and the goals. It measures nothing:
+ablation beside the default recipe (its change from `ablations.ABLATIONS`), the
+accuracy-latency front of the student shapes, the cost table and the goals. It measures nothing:
 `python -m apps.benchmark` reruns only what changed and renders again.
 
 `PEER_FIGURES` holds the figures measured outside kdistill that the goals
@@ -164,9 +164,6 @@ def _markdown(results, summary, plots, notes, docs_dir):
             "gain and taken out of the code are in [IDEAS.md](IDEAS.md); earlier results documents, among them a GPU "
             "sweep of 44 student shapes, are in [appendix/](appendix/README.md).",
         ]
-    lines += _ensemble_section(results)
-    pool_lines, pool_plot = _pool_section(results, docs_dir)
-    lines += pool_lines
     lines += _front_section(results, docs_dir)
     cost = results.get("cost")
     if cost:
@@ -284,144 +281,9 @@ def _ablation_markdown(results):
     return lines
 
 
-def _ensemble_section(results):
-    """Teacher-ensemble variants beside the single teacher of the same cells and student: each teacher's gap to
-    the student distilled from it."""
-    groups = [(variant, rows, defaults) for variant, rows, defaults in _ablation_groups(results)
-              if "teacher_member_accs" in rows[0]]
-    if not groups:
-        return []
-    lines = [
-        "",
-        "## Teacher ensembles",
-        "",
-        "K teachers fine-tuned on the same N labels with seeds s, s+1, ... (the first is the default cell's "
-        "teacher), distilled from as one: the student's targets are the logits of the mean of their class "
-        "probabilities (`teacher_model.TeacherEnsemble`). Each is shown beside the single teacher and the same "
-        "student distilled from it (the default cell, or the variant with the same other change). The gap is "
-        "to the teacher the student was distilled from. Means over seeds; members are listed per seed.",
-        "",
-        "| variant | other change | task | N | seeds | members (dev accuracy, per seed) | ensemble | distilled "
-        "| gap to ensemble | single teacher | distilled from it | gap to it |",
-        "| --- | --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-
-    def mean(rows, key):
-        return 100 * float(np.mean([r[key] for r in rows]))
-
-    for variant, rows, default_rows in groups:
-        change = _change_besides_the_teacher(variant)
-        bases = _single_teacher_rows(results, rows, change) if change else default_rows
-        bases = bases if all(bases) else []  # a mean over fewer seeds would not compare
-        members = " / ".join(", ".join(f"{100 * acc:.2f}" for acc in r["teacher_member_accs"]) for r in rows)
-        single = (f"{mean(bases, 'teacher_acc'):.2f} | {mean(bases, 'student_acc'):.2f} | "
-                  f"{mean(bases, 'teacher_acc') - mean(bases, 'student_acc'):.2f}" if bases else "not measured | |")
-        described = _described(change)
-        lines.append(
-            f"| {variant} | {described} | {rows[0]['task']} | {rows[0]['num_labels']} | {len(rows)} | {members} | "
-            f"{mean(rows, 'teacher_acc'):.2f} | {mean(rows, 'student_acc'):.2f} | "
-            f"{mean(rows, 'teacher_acc') - mean(rows, 'student_acc'):.2f} | {single} |"
-        )
-    return lines
-
-
 def _change(variant):
     """An ablation's config fields, without the cell it picks (`task`, `num_labels`)."""
     return {k: v for k, v in ablations.ABLATIONS.get(variant, {}).items() if k not in ("task", "num_labels")}
-
-
-def _change_besides_the_teacher(variant):
-    """An ablation's change apart from its teacher ensemble (the student's shape, the transfer set, ...)."""
-    return {k: v for k, v in _change(variant).items() if k != "teacher_ensemble"}
-
-
-def _single_teacher_rows(results, rows, change):
-    """The single-teacher ablation rows with `change` at the seeds of `rows` (None where not measured)."""
-    task, n = rows[0]["task"], rows[0]["num_labels"]
-    same = {r["seed"]: r for r in results.get("ablations", [])
-            if (r["task"], r["num_labels"]) == (task, n) and "teacher_member_accs" not in r
-            and _change_besides_the_teacher(r["variant"]) == change}
-    return [same.get(r["seed"]) for r in rows]
-
-
-def pool_table(results):
-    """The gap to the teacher against the unlabelled pool's size: `{(task, recipe): [row per pool size]}`.
-
-    Cut pools come from the ablations that set `transfer_pool`; the recipe is the rest of their
-    change ("default" for none). The full pool is the default cell, or the ablation with the same
-    recipe and no cut. Each row holds means over the seeds measured.
-    """
-    defaults = _default_cells(results)
-    cells = {}
-    for row in results.get("ablations", []):
-        change = _change(row["variant"])
-        pool = change.pop("transfer_pool", None)
-        recipe = _described(change)
-        cells.setdefault((row["task"], row["num_labels"], recipe, pool), []).append(row)
-    for (task, n, recipe, pool), rows in list(cells.items()):
-        if pool is not None and recipe == "default":
-            full = [defaults[(task, n, r["seed"])] for r in rows if (task, n, r["seed"]) in defaults]
-            cells.setdefault((task, n, "default", None), full)
-    table = {}
-    for (task, n, recipe, pool), rows in cells.items():
-        if not any(p is not None for (t, m, r, p) in cells if (t, m, r) == (task, n, recipe)) or not rows:
-            continue
-        size = pool if pool is not None else rows[0]["num_unlabelled"]
-        table.setdefault((task, recipe), []).append({
-            "pool": size, "num_labels": n, "seeds": len(rows),
-            "teacher_acc": float(np.mean([r["teacher_acc"] for r in rows])),
-            "student_acc": float(np.mean([r["student_acc"] for r in rows])),
-            "labels_only_acc": float(np.mean([r["labels_only_acc"] for r in rows])),
-        })
-    return {key: sorted(rows, key=lambda r: r["pool"]) for key, rows in table.items()}
-
-
-def _pool_section(results, docs_dir):
-    table = pool_table(results)
-    if not table:
-        return [], None
-    lines = [
-        "",
-        "## The gap against the size of the unlabelled pool",
-        "",
-        "The same teacher distils students from a seeded sample of its task's unlabelled texts (`transfer_pool`), "
-        "the full pool being the default cell. Means over the seeds measured; the gap is the teacher's dev accuracy "
-        "minus the student's.",
-        "",
-        "| task | recipe | unlabelled pool | seeds | teacher | distilled | gap to teacher | distilled - labels-only |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for (task, recipe), rows in sorted(table.items()):
-        for r in rows:
-            lines.append(
-                f"| {task} | {recipe} | {r['pool']:,} | {r['seeds']} | {100 * r['teacher_acc']:.2f} | "
-                f"{100 * r['student_acc']:.2f} | {100 * (r['teacher_acc'] - r['student_acc']):.2f} | "
-                f"{100 * (r['student_acc'] - r['labels_only_acc']):+.2f} |"
-            )
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for (task, recipe), rows in sorted(table.items()):
-        ax.plot([r["pool"] for r in rows], [100 * (r["teacher_acc"] - r["student_acc"]) for r in rows], "o-",
-                label=f"{task}: {recipe}")
-    ax.axhline(1.0, color="C2", ls="--", lw=1, label="1-point goal")
-    ax.set_xscale("log")
-    pools = sorted({r["pool"] for rows in table.values() for r in rows})
-    ax.set_xticks(pools, [f"{p / 1000:.0f}k" for p in pools])
-    ax.minorticks_off()
-    ax.set_xlabel("unlabelled texts distilled from (log)")
-    ax.set_ylabel("teacher minus student, dev accuracy (points)")
-    ax.set_title("Student-teacher gap against the unlabelled pool")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = os.path.join(docs_dir, "pool_gap.png")
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return lines + ["", f"![gap against the pool]({os.path.basename(path)})"], path
 
 
 def front_table(results):

@@ -29,6 +29,17 @@ SMALL = ablations.Configs(
 )
 
 
+# Variants the report tests name: the report reads each one's change from the registry.
+TEST_ABLATIONS = {"temperature_4": {"temperature": 4.0}, "separable": {"separable": True},
+                  "kernels_2_3_filters_96": {"kernel_sizes": (2, 3), "filters": 96}, "kernels_3": {"kernel_sizes": (3,)},
+                  "teacher_ensemble_3": {"teacher_ensemble": 3}, "pool_3k": {"transfer_pool": 3_000}}
+
+
+@pytest.fixture
+def test_registry(monkeypatch):
+    monkeypatch.setattr(ablations, "ABLATIONS", TEST_ABLATIONS)
+
+
 @pytest.fixture
 def small_cell(small_run, tmp_path):
     """A benchmark folder whose small cell starts with `small_run`'s teacher (its metrics, weights and logits)."""
@@ -91,7 +102,7 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
-def test_ablations_share_the_cells_teacher_and_price_their_students(small_cell, small_sst2, capsys):
+def test_ablations_share_the_cells_teacher_and_price_their_students(small_cell, small_sst2, capsys, test_registry):
     task, num_labels, seed = SMALL_CELL
     row = benchmark.quality_cell(task, small_sst2, num_labels, seed, str(small_cell), SMALL)
     capsys.readouterr()
@@ -167,7 +178,7 @@ def test_fasttext_peer_learns_the_labels_and_reads_fast():
     assert accuracy > 0.6 and speed > 5_000
 
 
-def test_ablations_are_reported_against_the_default_cell(tmp_path):
+def test_ablations_are_reported_against_the_default_cell(tmp_path, test_registry):
     rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.79)]
     ablations = [dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.77), variant="separable",
                       latency_ms_p50={"float32": 0.030, "dynamic": 0.025})]
@@ -183,7 +194,7 @@ def test_ablations_are_reported_against_the_default_cell(tmp_path):
     assert "| 120.0 (120x) | 25.0 (116x) |" in text and "| 30.0 (480x) | 25.0 (116x) |" in text
 
 
-def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain():
+def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain(test_registry):
     rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.78), _row("sst2", 1000, 1, 0.83, 0.71, 0.81)]
     ablations = [dict(_row("sst2", 1000, seed, 0.82, 0.70, acc), variant="temperature_4",
                       latency_ms_p50={"float32": 0.070, "dynamic": 0.027}) for seed, acc in ((1, 0.80), (0, 0.79))]
@@ -194,27 +205,6 @@ def test_ablations_over_two_seeds_show_each_seed_and_the_mean_gain():
     assert "| default recipe | | sst2 | 1000 | 82.00 / 83.00 | 78.00 / 81.00 | | 70.00 / 71.00 | 90.0% |" in text
     assert ("| temperature_4 | `temperature=4.0` | sst2 | 1000 | 82.00 / 82.00 | 79.00 / 80.00 | +1.00 / -1.00 (mean +0.00) "
             "| 70.00 / 70.00 | 90.0% |") in text
-
-
-def test_ensembles_are_reported_with_their_members_and_the_gap_to_the_ensemble():
-    rows = [_row("sst2", 1000, 0, 0.82, 0.70, 0.79), _row("sst2", 1000, 1, 0.80, 0.70, 0.78)]
-    ensembles = [dict(_row("sst2", 1000, seed, teacher, 0.70, student), variant="teacher_ensemble_3",
-                      teacher_member_accs=members)
-                 for seed, teacher, student, members in ((0, 0.84, 0.80, [0.82, 0.81, 0.83]),
-                                                         (1, 0.83, 0.81, [0.80, 0.815, 0.82]))]
-    # A cheaper student from the same ensemble sits beside the same student from the single teacher.
-    cheap = [dict(_row("sst2", 1000, seed, 0.84 - seed / 100, 0.70, 0.79), variant=name, **extra)
-             for seed in (0, 1) for name, extra in (
-                 ("teacher_ensemble_3_kernels_2_3_filters_96", {"teacher_member_accs": [0.8] * 3}),
-                 ("kernels_2_3_filters_96", {}))]
-    results = {"quality": rows, "ablations": ensembles + cheap, "ablation_defaults": rows}
-    text = "\n".join(benchmark_report._ensemble_section(results))
-    assert ("| teacher_ensemble_3 | default | sst2 | 1000 | 2 | 82.00, 81.00, 83.00 / 80.00, 81.50, 82.00 | 83.50 "
-            "| 80.50 | 3.00 | 81.00 | 78.50 | 2.50 |") in text
-    assert ("| teacher_ensemble_3_kernels_2_3_filters_96 | kernel_sizes=(2, 3), filters=96 | sst2 | 1000 | 2 | "
-            "80.00, 80.00, 80.00 / 80.00, 80.00, 80.00 | 83.50 | 79.00 | 4.50 | 83.50 | 79.00 | 4.50 |") in text
-    assert "kernels_2_3_filters_96 | " not in text.replace("teacher_ensemble_3_kernels_2_3_filters_96 | ", "")
-    assert benchmark_report._ensemble_section({"quality": rows, "ablations": []}) == []
 
 
 def test_ablation_overrides_change_one_field():
@@ -229,7 +219,7 @@ def test_ablation_overrides_change_one_field():
         ablations.override(TINY, {k: v for k, v in overrides.items() if k not in ("num_labels", "task")})
 
 
-def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it():
+def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it(test_registry):
     default = dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.79), latency_ms_p50={"float32": 0.070, "dynamic": 0.028})
     fast = dict(_row("sst2", 1000, 0, 0.82, 0.70, 0.785), variant="kernels_2_3_filters_96",
                 latency_ms_p50={"float32": 0.022, "dynamic": 0.011})
@@ -250,27 +240,7 @@ def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it():
     assert "ablation" not in goals["| batch-1 speed-up over BERT-base >= 1000x (dynamic, token ids in on both sides)"]
 
 
-def test_gap_against_the_pool_size_is_tabled_and_plotted(tmp_path):
-    rows = [_row("sst2", 1000, seed, 0.82, 0.70, acc) for seed, acc in ((0, 0.79), (1, 0.80))]
-    ablations = [dict(_row("sst2", 1000, seed, 0.82, 0.70, acc), variant=variant)
-                 for variant, seed, acc in (("pool_3k", 0, 0.74), ("pool_3k", 1, 0.76), ("pool_30k", 0, 0.78),
-                                            ("pool_30k", 1, 0.78), ("pool_3k_augment_60k", 0, 0.77),
-                                            ("pool_3k_augment_60k", 1, 0.77), ("augment_134k", 0, 0.81),
-                                            ("augment_134k", 1, 0.81), ("temperature_4", 0, 0.5))]
-    results = {"quality": rows, "ablations": ablations, "ablation_defaults": rows}
-    table = benchmark_report.pool_table(results)
-    assert set(table) == {("sst2", "default"), ("sst2", "augment_to=60000")}  # temperature_4 cuts no pool
-    assert [(r["pool"], round(100 * r["student_acc"], 2)) for r in table[("sst2", "default")]] == [
-        (3000, 75.0), (5000, 79.5), (30000, 78.0)]
-    assert [r["pool"] for r in table[("sst2", "augment_to=60000")]] == [3000]
-    benchmark_report.write_results(results, str(tmp_path), "python -m apps.benchmark")
-    text = (tmp_path / "RESULTS.md").read_text()
-    assert "| sst2 | default | 3,000 | 2 | 82.00 | 75.00 | 7.00 | +5.00 |" in text
-    assert "| sst2 | augment_to=60000 | 3,000 | 2 | 82.00 | 77.00 | 5.00 | +7.00 |" in text
-    assert (tmp_path / "pool_gap.png").stat().st_size > 0
-
-
-def test_accuracy_against_latency_prices_each_shape_once_and_marks_the_front(tmp_path):
+def test_accuracy_against_latency_prices_each_shape_once_and_marks_the_front(tmp_path, test_registry):
     def rows(variant, teacher, student, ms, **extra):
         latency = {"float32": ms, "dynamic": ms / 2}
         made = [dict(_row("sst2", 1000, seed, teacher, 0.70, student), latency_ms_p50=latency, **extra)
