@@ -15,7 +15,9 @@ place, with a JSON sidecar written last. Then:
 
     python -m apps.distill ... --transfer_shards=runs/sst2/transfer
 
-`--strategy=mirrored|tpu` runs the teacher's predict over this machine's devices;
+On a CPU the teacher labels through its int8 LiteRT form (`--teacher_runtime`, default auto: TensorFlow
+where a GPU is visible); every run of `apps.demo` or `apps.distill` reports how often that form gives
+the float32 teacher's label on dev. `--strategy=mirrored|tpu` runs the TensorFlow teacher over this machine's devices;
 `--strategy=multi_worker` takes this worker's share of the shards from TF_CONFIG
 (worker w of W writes shards w, w+W, ...), with no communication between workers.
 """
@@ -42,6 +44,7 @@ def define_flags():
     flags.DEFINE_string("encoding", "utf-8", "Text encoding of the input files.")
     flags.DEFINE_integer("batch_size", 64, "Teacher batch size (global under --strategy).")
     common.define_strategy_flags()
+    common.define_labelling_flag()
 
 
 def main(argv):
@@ -53,6 +56,10 @@ def main(argv):
     if FLAGS.strategy in ("mirrored", "tpu"):
         strategy = common.strategy()
     teacher_dir = common.teacher_dir()
+    runtime = teacher_lib.labelling_runtime(FLAGS.teacher_runtime)
+    if strategy is not None and runtime != teacher_lib.TENSORFLOW:
+        raise KdistillError(f"--strategy={FLAGS.strategy} spreads the TensorFlow teacher over devices; "
+                            f"--teacher_runtime={runtime} runs on this CPU: pass --teacher_runtime=tensorflow")
     if strategy is not None:
         with strategy.scope():  # the teacher's weights on every replica
             teacher = teacher_lib.load(teacher_dir)
@@ -63,10 +70,11 @@ def main(argv):
     out = FLAGS.out or os.path.join(FLAGS.out_dir, "transfer")
     summary = labelling.label_corpus(
         teacher, FLAGS.input, out, num_shards=FLAGS.num_shards, shard_indices=indices, encoding=FLAGS.encoding,
-        keep_labels=FLAGS.keep_labels, batch_size=FLAGS.batch_size, predict=predict,
+        keep_labels=FLAGS.keep_labels, batch_size=FLAGS.batch_size, predict=predict, runtime=runtime,
+        cache_dir=teacher_dir,
     )
     done = summary["labelled_shards"]
-    rate = f", {summary['texts_per_second']:.1f} texts/s" if done else ""
+    rate = f", {summary['texts_per_second']:.1f} texts/s, teacher in {runtime}" if done else ""
     print(
         f"[label] {summary['rows']:,} texts in {len(done)} shards ({summary['seconds']} s{rate}); "
         f"{len(summary['skipped_shards'])} finished already -> {out}", flush=True,

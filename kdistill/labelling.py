@@ -6,7 +6,7 @@ streams texts from `.txt`, `.tsv`, `.csv` and `.jsonl` files (`data.iter_rows`)
 and writes the teacher's logits beside each text into
 
     <out_dir>/shard-00003-of-00016.tfrecord   tf.train.Example: text, teacher_logits, label
-    <out_dir>/shard-00003-of-00016.json       sidecar: rows, teacher fingerprint, corpus, content key
+    <out_dir>/shard-00003-of-00016.json       sidecar: rows, teacher fingerprint and runtime, corpus, content key
 
 Row i of the corpus (blank rows skipped, files in the order given) goes to shard
 `i % num_shards`, so every shard is a spread sample of the corpus and shards are
@@ -104,7 +104,7 @@ def corpus_identity(files, encoding="utf-8", keep_labels=False):
 
 def label_corpus(
     teacher, inputs, out_dir, num_shards=1, shard_indices=None, encoding="utf-8", keep_labels=False,
-    batch_size=64, chunk_rows=CHUNK_ROWS, predict=None, verbose=True,
+    batch_size=64, chunk_rows=CHUNK_ROWS, predict=None, verbose=True, runtime=teacher_lib.TENSORFLOW, cache_dir=None,
 ):
     """Labels the texts of `inputs` with `teacher` into `num_shards` TFRecord shards in `out_dir`.
 
@@ -115,7 +115,9 @@ def label_corpus(
         shard_indices: the shards this call writes (default all); other processes write the rest.
         keep_labels: write the file's labels (class ids) too; by default every row is
             unlabelled (-1), as the label-scarce setting needs.
-        predict: `texts -> logits`; default `teacher.predictor(teacher, batch_size)` (one device).
+        predict: `texts -> logits`; default `teacher.predictor(teacher, batch_size, runtime=runtime)` (one device).
+        runtime: how the teacher runs (`teacher.RUNTIMES`); shards labelled in another runtime are labelled again.
+        cache_dir: where the int8 teacher is written once (the teacher's folder); default a temporary folder.
 
     Returns:
         A summary: rows written, shards labelled and skipped, seconds, texts per second.
@@ -130,7 +132,8 @@ def label_corpus(
     files = expand_inputs(inputs)
     identity = {
         "format": FORMAT, "num_shards": num_shards, "num_classes": int(teacher.num_classes),
-        "teacher": teacher_lib.fingerprint(teacher, []), "corpus": corpus_identity(files, encoding, keep_labels),
+        "teacher": teacher_lib.fingerprint(teacher, []), "runtime": runtime,
+        "corpus": corpus_identity(files, encoding, keep_labels),
     }
     pending = [i for i in shard_indices if not _finished(out_dir, i, num_shards, identity, verbose)]
     summary = {"out_dir": out_dir, "num_shards": num_shards, "labelled_shards": pending,
@@ -142,7 +145,7 @@ def label_corpus(
     counts = _count_rows(files, encoding, keep_labels, num_shards, teacher.num_classes)
     if counts.sum() == 0:
         raise KdistillError(f"{', '.join(files)}: no text at all; give files with at least one non-blank row")
-    predict = predict or teacher_lib.predictor(teacher, batch_size)
+    predict = predict or teacher_lib.predictor(teacher, batch_size, runtime=runtime, cache_dir=cache_dir)
     total = int(sum(counts[i] for i in pending))
     if verbose:
         print(f"[label] {total:,} texts into shards {_ranges(pending)} of {num_shards} -> {out_dir}", flush=True)

@@ -280,7 +280,8 @@ def predictor(teacher, batch_size=64, strategy=None, runtime=TENSORFLOW, cache_d
     refused: the teacher is damaged; `source` names it in that error.
 
     `runtime` LITERT_INT8 runs the teacher's int8 LiteRT form instead (in batches of
-    `export.bert.LABELLER_BATCH_SIZE`), written once under `cache_dir` (else a temporary folder).
+    `export.bert.LABELLER_BATCH_SIZE`), written once under `cache_dir` (an ensemble's members: under their
+    own folders) or else a temporary folder.
     It quantises each batch's activations together, so there a text's logits move slightly
     (about 0.01) with the texts batched beside it.
     """
@@ -288,7 +289,14 @@ def predictor(teacher, batch_size=64, strategy=None, runtime=TENSORFLOW, cache_d
         from kdistill.export import bert  # export builds on the teacher; only this runtime needs it
 
         batch_size = bert.LABELLER_BATCH_SIZE
-        forward = bert.litert_labeller(teacher, _labeller_path(teacher, cache_dir))
+        if isinstance(teacher, TeacherEnsemble):  # each member's int8 model, kept in its own folder
+            labellers = [bert.litert_labeller(member, _labeller_path(member, folder or cache_dir))
+                         for member, folder in zip(teacher.members, teacher.cache_dirs)]
+
+            def forward(batch):
+                return mixture_logits(np.stack([label(batch) for label in labellers]))
+        else:
+            forward = bert.litert_labeller(teacher, _labeller_path(teacher, cache_dir))
     elif strategy is not None and strategy.num_replicas_in_sync > 1:
         forward = _over_replicas(teacher, strategy)
     else:

@@ -59,8 +59,14 @@ def test_split_runs_give_exactly_the_single_run_logits(corpus, teacher_dir, labe
     corpus_texts = [text for _, text, _ in data.iter_rows(corpus)]
     expected = [t for k in range(4) for t in corpus_texts[k::4]]
     assert list(texts_1) == expected
+    # On this CPU `--teacher_runtime=auto` labels with the int8 teacher: nearly always the float32 label.
     reference = teacher_lib.logits(teacher, expected, verbose=False)
-    np.testing.assert_allclose(logits_1, reference, atol=1e-4)
+    assert np.mean(logits_1.argmax(-1) == reference.argmax(-1)) >= 0.97
+    # The runtime is part of a shard's identity: asked for float32, every shard is labelled again, exactly.
+    run_in_process("apps.label", f"--teacher_dir={teacher_dir}", f"--input={corpus}", f"--out={out}",
+                   "--num_shards=4", "--teacher_runtime=tensorflow")
+    _, exact, _ = labelling.read_all(labelling.open_shards(out))
+    np.testing.assert_allclose(exact, reference, atol=1e-4)
 
 
 def test_rerun_skips_finished_shards_and_relabels_what_changed(corpus, teacher, labelled_once, tmp_path):
