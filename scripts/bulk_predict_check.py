@@ -8,7 +8,6 @@ Each file repeats the dataset's train texts (SST-2 by default) up to its size; e
 by its own work, with its peak resident memory from the kernel. Prints one JSON line per size.
 """
 
-import argparse
 import json
 import os
 import resource
@@ -17,20 +16,13 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import numpy as np  # noqa: E402
-
-from kdistill import data, pipeline  # noqa: E402
+import checkout  # first: kdistill from this checkout
+from kdistill import data, pipeline
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="runs/demo/student")
-    parser.add_argument("--dataset", default="../shared/data/sst2")
-    parser.add_argument("--lines", default="100000,1000000")
-    parser.add_argument("--agreement_rows", type=int, default=20000, help="first rows compared with Keras")
-    args = parser.parse_args()
+    args = checkout.arguments(__doc__, model="runs/demo/student", dataset="../shared/data/sst2",
+                              lines="100000,1000000", agreement_rows=(20000, "first rows compared with Keras"))
     texts = list(data.load(args.dataset, num_labels=2, seed=0).unlabelled_texts)
     student = pipeline.load_student(args.model)
     with tempfile.TemporaryDirectory() as folder:
@@ -55,7 +47,7 @@ def main():
                 "lines": lines, "seconds": round(seconds, 1), "texts_per_second": round(lines / seconds),
                 # ru_maxrss over all children so far: a larger file's peak can only show if it is higher.
                 "peak_rss_mib": round(peak_kib / 1024, 1), "peak_rss_rose": peak_kib > before,
-                "agreement_with_keras": float(np.mean(np.array(labels) == np.array(keras_labels))),
+                "agreement_with_keras": sum(a == b for a, b in zip(labels, keras_labels)) / len(labels),
                 "compared_rows": len(labels), "cpus": os.cpu_count(),
             }), flush=True)
 

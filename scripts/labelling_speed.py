@@ -8,23 +8,17 @@ unlabelled texts, tokenization included, after a warm-up (the int8 model is writ
 the labels on the whole dev split. Prints one JSON line per member and runtime.
 """
 
-import argparse
 import json
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from kdistill import cost, data, teacher as teacher_lib  # noqa: E402
-from kdistill.teacher_model import TeacherEnsemble  # noqa: E402
+import checkout  # first: kdistill from this checkout
+from kdistill import cost, data, teacher as teacher_lib
+from kdistill.teacher_model import TeacherEnsemble
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--teacher_dir", required=True)
-    parser.add_argument("--dataset", default="../shared/data/sst2")
-    parser.add_argument("--texts", type=int, default=4096, help="unlabelled texts timed per member and runtime")
-    args = parser.parse_args()
+    args = checkout.arguments(__doc__, teacher_dir=None, dataset="../shared/data/sst2",
+                              texts=(4096, "unlabelled texts timed per member and runtime"))
     teacher = teacher_lib.load(args.teacher_dir)
     members = teacher.members if isinstance(teacher, TeacherEnsemble) else [teacher]
     splits = data.load(args.dataset, num_labels=teacher.num_classes, seed=0)

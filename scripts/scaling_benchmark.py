@@ -19,7 +19,6 @@ is printed.
 
 import argparse
 import glob
-import json
 import os
 import shutil
 import subprocess

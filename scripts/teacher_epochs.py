@@ -7,28 +7,19 @@ One teacher (seed `--seed`) per epoch count, on `--num_labels` labels; its accur
 train outside the labelled sample (stratified), never on dev. Prints one JSON line per epoch count.
 """
 
-import argparse
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import checkout  # first: kdistill from this checkout
+import keras
 
-import keras  # noqa: E402
-
-from kdistill import config, pipeline, teacher as teacher_lib, training  # noqa: E402
+from kdistill import config, pipeline, teacher as teacher_lib, training
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--task", default="clinc150")
-    parser.add_argument("--data_dir", default="../shared/data")
-    parser.add_argument("--epochs", default="5,10,20")
-    parser.add_argument("--num_labels", type=int, default=1000)
-    parser.add_argument("--validation_rows", type=int, default=1000)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
+    args = checkout.arguments(__doc__, task="clinc150", data_dir="../shared/data", epochs="5,10,20", num_labels=1000,
+                              validation_rows=1000, seed=0)
     splits = pipeline.load_splits(os.path.join(args.data_dir, args.task), args.num_labels, args.seed,
                                   validation_rows=args.validation_rows)
     teacher_config = config.TeacherConfig()
