@@ -55,11 +55,13 @@ def main(argv):
     strategy = None
     if FLAGS.strategy in ("mirrored", "tpu"):
         strategy = common.strategy()
-    teacher_dir = common.teacher_dir()
-    runtime = teacher_lib.labelling_runtime(FLAGS.teacher_runtime)
+    # A device strategy spreads the TensorFlow teacher; under auto it is the runtime that strategy asks for.
+    auto_tf = strategy is not None and FLAGS.teacher_runtime == "auto"
+    runtime = teacher_lib.TENSORFLOW if auto_tf else teacher_lib.labelling_runtime(FLAGS.teacher_runtime)
     if strategy is not None and runtime != teacher_lib.TENSORFLOW:
         raise KdistillError(f"--strategy={FLAGS.strategy} spreads the TensorFlow teacher over devices; "
                             f"--teacher_runtime={runtime} runs on this CPU: pass --teacher_runtime=tensorflow")
+    teacher_dir = common.teacher_dir()
     if strategy is not None:
         with strategy.scope():  # the teacher's weights on every replica
             teacher = teacher_lib.load(teacher_dir)
