@@ -31,10 +31,10 @@ class Result:
     stderr: str
 
 
-def run_app(module, *args, stdin=None, check=True):
+def run_app(module, *args, stdin=None, check=True, timeout=600):
     """`python -m module args...` in a subprocess, from the repository root."""
     result = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=REPO, input=stdin, capture_output=True, text=True, timeout=600,
+        [sys.executable, "-m", module, *args], cwd=REPO, input=stdin, capture_output=True, text=True, timeout=timeout,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"{module} failed ({result.returncode}):\n{result.stderr[-3000:]}")
