@@ -44,8 +44,25 @@ def summarise(rows):
             values = np.array([c[key] for c in cells])
             entry[key] = float(values.mean())
             entry[key + "_std"] = float(values.std())
+        # The student against each baseline, paired by seed (same labels, same pool).
+        for name, baseline in (("gain", "labels_only_acc"), ("gap", "teacher_acc")):
+            entry[name], entry[name + "_interval"] = mean_interval([c["student_acc"] - c[baseline] for c in cells])
         summary.append(entry)
     return summary
+
+
+# Student's t, 97.5% quantile, by degrees of freedom: the 95% interval of a mean over a few seeds.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def mean_interval(values):
+    """The mean of `values` (one per seed) and its 95% t-interval, None for a single value (no spread to use)."""
+    values = np.asarray(values, np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, None
+    half = T975.get(len(values) - 1, 1.96) * float(values.std(ddof=1)) / np.sqrt(len(values))
+    return mean, (float(mean - half), float(mean + half))
 
 
 def write_results(results, docs_dir, command, notes=""):
@@ -136,7 +153,10 @@ def _markdown(results, summary, plots, notes, docs_dir):
         "Teacher: MiniLM-L6 fine-tuned on the N labels. Labels-only: the student trained on the N "
         "labels alone (same network, vocabulary and embedding initialisation). Distilled: the "
         "student trained on the N labels plus the teacher's logits on the rest of train "
-        "(unlabelled). Mean ± standard deviation over seeds.",
+        "(unlabelled). Accuracies: mean ± standard deviation over seeds. Differences: the mean over seeds of "
+        "each seed's difference (both models saw the same labels and pool), with its 95% t-interval over seeds "
+        "where there are several: it says how far another seed could move the figure, not how far another dev "
+        "set could.",
         "",
         "| task | N | seeds | teacher | labels-only | distilled | distilled - labels-only | distilled - teacher | agreement |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -144,9 +164,8 @@ def _markdown(results, summary, plots, notes, docs_dir):
     for s in summary:
         lines.append(
             f"| {s['task']} | {s['num_labels']} | {s['seeds']} | {_pm(s, 'teacher_acc')} | "
-            f"{_pm(s, 'labels_only_acc')} | {_pm(s, 'student_acc')} | "
-            f"{100 * (s['student_acc'] - s['labels_only_acc']):+.1f} | "
-            f"{100 * (s['student_acc'] - s['teacher_acc']):+.1f} | {100 * s['agreement']:.1f}% |"
+            f"{_pm(s, 'labels_only_acc')} | {_pm(s, 'student_acc')} | {_difference(s, 'gain')} | "
+            f"{_difference(s, 'gap')} | {100 * s['agreement']:.1f}% |"
         )
     lines += ["", f"![label efficiency]({plots[0]})", "", "Every cell:", "",
               "| task | N | seed | unlabelled | teacher | labels-only | distilled | agreement | seconds |",
@@ -489,6 +508,13 @@ def _throughput_markdown(t):
         f"{100 * t['fasttext']['dev_accuracy']:.2f}%.",
     ]
     return lines
+
+
+def _difference(summary, key):
+    """A summary's difference in points, with its 95% interval when it has one."""
+    interval = summary[key + "_interval"]
+    text = f"{100 * summary[key]:+.1f}"
+    return text + (f" ({100 * interval[0]:+.1f} to {100 * interval[1]:+.1f})" if interval else "")
 
 
 def _pm(summary, key):

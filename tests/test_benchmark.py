@@ -140,7 +140,9 @@ def test_results_document_plots_and_goals(tmp_path):
     benchmark_report.write_results({"quality": rows}, str(tmp_path), "python -m apps.benchmark --seeds=0,1")
     text = (tmp_path / "RESULTS.md").read_text()
     assert "python -m apps.benchmark --seeds=0,1" in text
-    assert "| sst2 | 1000 | 2 | 82.50 ± 0.50 | 70.50 ± 0.50 | 80.80 ± 0.70 | +10.3 | -1.7 |" in text
+    # Two seeds that disagree by 2.4 points: the interval of their mean is wide and says so.
+    assert ("| sst2 | 1000 | 2 | 82.50 ± 0.50 | 70.50 ± 0.50 | 80.80 ± 0.70 | +10.3 (-4.9 to +25.5) "
+            "| -1.7 (-16.9 to +13.5) |") in text
     assert ("| sst2 N=1000: student within 1.0 point of teacher | 1.70 points behind "
             "(student seed 0: 81.50; seed 1: 80.10) | **no** |") in text
     assert "| sst2 N=1000: teacher >= SetFit (81.8%, seed 0) | mean 82.50% (seed 0: 82.00; seed 1: 83.00) | yes |" in text
@@ -148,6 +150,14 @@ def test_results_document_plots_and_goals(tmp_path):
     assert (tmp_path / "label_efficiency.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["quality"] == rows and "machine" in saved
+
+
+def test_differences_over_seeds_have_a_t_interval_and_one_seed_has_none():
+    mean, (low, high) = benchmark_report.mean_interval([0.01, 0.02, 0.03])
+    # Standard deviation 0.01 over 3 seeds: half-width t(0.975, 2) * 0.01 / sqrt(3).
+    assert mean == pytest.approx(0.02) and high - mean == pytest.approx(4.303 * 0.01 / 3 ** 0.5)
+    assert low == pytest.approx(2 * mean - high)
+    assert benchmark_report.mean_interval([0.05]) == (0.05, None)
 
 
 @pytest.mark.slow
