@@ -434,7 +434,9 @@ def _cost_markdown(cost):
         f"counts it), median and p90 over {cost['dev_rows']} dev sentences, "
         f"every model at the student's {cost['sequence_length']}-token window. Teachers take token ids "
         "(no tokenizer in the graph); student rows marked *text* tokenize in the graph, *ids* take token "
-        "ids like the teachers. Throughput: sentences/s in TensorFlow at batch 64 (teachers length-bucketed).",
+        "ids like the teachers. Throughput: sentences/s in TensorFlow at batch 64 (teachers length-bucketed)."
+        + (f" The MiniLM rows price one teacher: the recipe's ensemble of {cost['teacher_members']} costs "
+           f"{cost['teacher_members']} times as much." if cost.get("teacher_members", 1) > 1 else ""),
         "",
         "| model | mode | params | .tflite bytes | p50 ms | p90 ms | throughput b64 (/s) |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
@@ -488,7 +490,7 @@ def _throughput_markdown(t):
         "### Reading many texts",
         "",
         f"One process, {t['cpus']} cores, tokenization included, timed after a warm-up. The teacher rows label "
-        f"{t['texts']:,} texts sampled from the pool (the ensemble's first member); the student and fastText read "
+        f"{t['texts']:,} texts sampled from the pool (one teacher: an ensemble's first member); the student and fastText read "
         f"the same sample {t['student_texts'] // t['texts']} times ({t['student_texts']:,} texts).",
         "",
         "| what | texts/s | texts/s per core | ms per text |",

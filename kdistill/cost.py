@@ -54,8 +54,11 @@ def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibrat
     texts = list(splits.dev_texts[:latency_rows])
     window = student.tokenizer.sequence_length
     minilm = teacher_lib.load(teacher_dir)
+    members = len(minilm.members) if isinstance(minilm, TeacherEnsemble) else 1
+    # An ensemble's members are the same network: one is priced, and the ensemble costs `members` times it.
+    minilm = minilm.members[0] if members > 1 else minilm
     bert_base = _bert_base_sized(minilm)
-    result = {"dev_rows": len(texts), "sequence_length": window}
+    result = {"dev_rows": len(texts), "sequence_length": window, "teacher_members": members}
     for name, model in (("teacher_minilm", minilm), ("teacher_bert_base", bert_base)):
         print(f"[cost] {name}: {model.count_params():,} parameters", flush=True)
         entry = {"params": int(model.count_params()), "throughput_b64": _teacher_throughput(model, splits.dev_texts)}
@@ -82,16 +85,15 @@ def cost(student_dir, teacher_dir, dataset, work_dir, latency_rows=200, calibrat
 
 
 def throughput(student, teacher, splits, work_dir, batch1_ms):
-    """Texts per second (and per core) on one seeded sample of `splits`' pool: the teacher's first member labelling
+    """Texts per second (and per core) on one seeded sample of `splits`' pool: `teacher` (one model) labelling
     it in each runtime, the student in bulk beside its batch-1 limit (`batch1_ms`, one thread, times the cores),
     and fastText trained on `splits`' labelled rows."""
     from kdistill.export import bulk
 
     cores = os.cpu_count()
     sample = pool_sample(splits, THROUGHPUT_TEXTS)
-    member = teacher.members[0] if isinstance(teacher, TeacherEnsemble) else teacher
     print(f"[cost] labelling {len(sample):,} pool texts in each teacher runtime", flush=True)
-    labelling = labelling_speed(member, sample, list(splits.dev_texts), os.path.join(work_dir, "labeller"))
+    labelling = labelling_speed(teacher, sample, list(splits.dev_texts), os.path.join(work_dir, "labeller"))
     many = sample * STUDENT_PASSES
     print(f"[cost] the student and fastText over {len(many):,} texts", flush=True)
     classifier = bulk.BulkClassifier(student)
