@@ -97,6 +97,7 @@ def throughput(student, teacher, splits, work_dir, batch1_ms):
     many = sample * STUDENT_PASSES
     print(f"[cost] the student and fastText over {len(many):,} texts", flush=True)
     classifier = bulk.BulkClassifier(student)
+    classifier.predict_proba(sample[:256])  # interpreter tensors allocated
     student_bulk = _texts_per_second(classifier.predict_proba, many, chunk=bulk.CHUNK_LINES)
     fasttext_speed, fasttext_accuracy = _fasttext(splits, many)
     return {
