@@ -47,15 +47,15 @@ test: web-deps
 
 # The scale-out and resume checks, which CI runs after `make test` (.ci/run): the slow tests of
 # tests/test_distribute.py (mirrored over two logical CPUs; two workers on loopback streaming
-# teacher-labelled shards) and of tests/test_reliability.py (SIGKILL then resume; teacher fine-tuning
-# resume) and README's "Your own data" walk-through (tests/test_demo.py), one at a time since each keeps
+# teacher-labelled shards), tests/test_reliability.py (SIGKILL then resume) and tests/test_resume.py (teacher
+# fine-tuning resume) and README's "Your own data" walk-through (tests/test_demo.py), one at a time since each keeps
 # both cores busy, then scripts/kill_resume_check.sh at the
 # demo's size with a teacher of its own (kept in runs/test_scale; delete it to train afresh).
 # Measured on 2026-12-06: 22 minutes on 2 cores that other jobs shared (load about 5): the tests 4.8
 # (8.8 in a busier run), the teacher 3.5, the script 14 to 17 (5 of them labelling SST-2's pool, cached after).
 SCALE_RUN := runs/test_scale
 test-scale: $(STAMP)
-	$(BIN)/pytest -m slow tests/test_distribute.py tests/test_reliability.py \
+	$(BIN)/pytest -m slow tests/test_distribute.py tests/test_reliability.py tests/test_resume.py \
 		tests/test_demo.py::test_own_data_walkthrough_from_a_csv_with_string_labels_and_an_unlabelled_txt $(ARGS)
 	test -f $(SCALE_RUN)/teacher/metrics.json || \
 		$(BIN)/python -m apps.train_teacher --recipe=fast --num_labels=1000 --seed=0 --out_dir=$(SCALE_RUN)

@@ -14,6 +14,7 @@ other waits for it instead of building its own.
 """
 
 import contextlib
+import glob
 import os
 import shutil
 
@@ -120,19 +121,32 @@ def small_ag_news(tmp_path_factory):
     return _built_once(tmp_path_factory, "ag_news_small", lambda folder: _head_of(AG_NEWS, folder, rows))
 
 
+# The test files from the longest to the shortest, as `make test` measured them on the 2-core machine (CPU seconds
+# of each file's tests on 2026-12-06: 60 down to 5 for those needing the teacher). A file not listed goes after them.
+LONGEST_FIRST = (
+    "test_apps.py", "test_distiller.py", "test_labelling.py", "test_resume.py", "test_demo.py", "test_reliability.py",
+    "test_benchmark.py", "test_teacher.py", "test_augment.py",  # these need the session's teacher
+    "test_distribute.py", "test_export.py", "test_web.py", "test_student.py", "test_teacher_model.py",
+)
+
+
 @pytest.hookimpl(trylast=True)  # after `-m` has deselected what will not run
 def pytest_collection_modifyitems(items):
-    """Orders the test files for `make test`'s two workers (xdist hands them out in this order): the biggest
-    file that needs the session's teacher first, so that one worker starts its fine-tune at once; then the
-    files that need no teacher, biggest first, for the other worker meanwhile; then the rest, biggest first."""
+    """Orders the test files for `make test`'s two workers, which xdist hands them to in this order:
+    - first the file that builds the small run (`small_run`), so that one worker fine-tunes the session's teacher
+      and then builds what the other teacher files share (the int8 labeller, the students) before they ask;
+    - then the files that need no teacher, for the other worker meanwhile;
+    - then the rest, longest first, so that the short ones even out where the two workers end."""
     files = {}
     for item in items:
         files.setdefault(item.path, []).append(item)
+    by_length = sorted(files, key=lambda path: LONGEST_FIRST.index(path.name) if path.name in LONGEST_FIRST
+                       else len(LONGEST_FIRST))
     needs_teacher = {path: any("small_run_teacher" in item.fixturenames for item in tests)
                      for path, tests in files.items()}
-    by_size = sorted(files, key=lambda path: -len(files[path]))
-    teacher_files = [path for path in by_size if needs_teacher[path]]
-    order = teacher_files[:1] + [path for path in by_size if not needs_teacher[path]] + teacher_files[1:]
+    builds_run = max(by_length, key=lambda path: sum("small_run" in item.fixturenames for item in files[path]))
+    order = ([builds_run] + [path for path in by_length if not needs_teacher[path]]
+             + [path for path in by_length if needs_teacher[path] and path != builds_run])
     items[:] = [item for path in order for item in files[path]]
 
 
@@ -151,9 +165,15 @@ def small_run_teacher(small_sst2, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def small_run(small_run_teacher, small_sst2, tmp_path_factory):
-    """The small run's folder with its students too: `apps.distill` (a subprocess), and labels-only."""
+def small_run(small_run_teacher, small_sst2, labeller_teacher_dir, tmp_path_factory):
+    """The small run's folder with its students too: `apps.distill` (a subprocess), and labels-only. Its
+    teacher's folder gets the session's int8 labeller first (the same weights, so the same key): the binary
+    labels through it as it would through its own."""
     def distil():
+        logits_dir = os.path.join(small_run_teacher, "teacher", teacher_lib.LOGITS_DIR)
+        os.makedirs(logits_dir, exist_ok=True)
+        for labeller in glob.glob(os.path.join(labeller_teacher_dir, teacher_lib.LOGITS_DIR, "labeller-*.tflite")):
+            shutil.copy(labeller, logits_dir)
         flags = [*_small_run_flags(small_sst2, small_run_teacher), *SMALL_STUDENT]
         run_app("apps.distill", *flags)
         run_in_process("apps.distill", *flags, "--labels_only")
@@ -177,6 +197,16 @@ def teacher_dir(small_run_teacher, tmp_path_factory):
 @pytest.fixture(scope="session")
 def teacher(teacher_dir):
     return teacher_lib.load(teacher_dir)
+
+
+@pytest.fixture(scope="session")
+def labeller_teacher_dir(teacher, teacher_dir, tmp_path_factory):
+    """`teacher_dir` with the teacher's int8 LiteRT labeller (this CPU's labelling runtime) written in its cache:
+    converting it takes about 12 s, so it is done once per session and the runs that label on the default
+    runtime, or copy the cache, find it there."""
+    _once(tmp_path_factory, "labeller",
+          lambda: teacher_lib.predictor(teacher, runtime=teacher_lib.LITERT_INT8, cache_dir=teacher_dir))
+    return teacher_dir
 
 
 @pytest.fixture(scope="session")

@@ -153,13 +153,14 @@ def test_distiller_round_trips_through_keras_file(teacher, sst2_splits, transfer
 
 
 def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_labels(
-        teacher, teacher_dir, sst2_splits, transfer_logits):
+        teacher, labeller_teacher_dir, sst2_splits, transfer_logits):
+    teacher_dir = labeller_teacher_dir
     config = DistillConfig(epochs=1, alpha=0.0, transfer_pool=500, augment_to=0, fine_tune_epochs=5,
                            fine_tune_learning_rate=1e-3)
     splits, targets = pipeline.transfer_targets(teacher, teacher_dir, sst2_splits, config)
     assert len(splits.unlabelled_texts) == len(targets["unlabelled"]) == 500
     assert len(set(splits.unlabelled_texts) - set(sst2_splits.unlabelled_texts)) == 0
-    again = teacher_lib.logits(teacher, list(splits.unlabelled_texts[:32]), verbose=False,
+    again = teacher_lib.logits(teacher, list(splits.unlabelled_texts[:32]), cache_dir=teacher_dir, verbose=False,
                                runtime=targets["labelling"]["runtime"])
     # The int8 labeller quantises each batch's activations together, so a text's logits move by about 0.01 with
     # its batch companions; another text's would be off by whole units.

@@ -75,22 +75,31 @@ def test_split_runs_give_exactly_the_single_run_logits(corpus, teacher_dir, labe
         assert again["labelled_shards"] == labelled
 
 
-def test_rerun_skips_finished_shards_and_relabels_what_changed(corpus, teacher, labelled_once, tmp_path):
+def _by_length(texts):
+    """Stand-in logits (the teacher's are checked above): which rows are labelled again is what is tested here."""
+    return np.array([[len(t), -len(t)] for t in texts], np.float32)
+
+
+def test_rerun_skips_finished_shards_and_relabels_what_changed(corpus, teacher, tmp_path):
     out = str(tmp_path / "shards")
-    first = labelling.label_corpus(teacher, [corpus], out, num_shards=4, verbose=False)
+
+    def label(path):
+        return labelling.label_corpus(teacher, [path], out, num_shards=4, verbose=False, predict=_by_length)
+
+    first = label(corpus)
     assert first["labelled_shards"] == [0, 1, 2, 3] and first["rows"] == CORPUS_ROWS
     stamps = {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(out, "shard-*"))}
-    again = labelling.label_corpus(teacher, [corpus], out, num_shards=4, verbose=False)
+    again = label(corpus)
     assert again["labelled_shards"] == [] and again["skipped_shards"] == [0, 1, 2, 3]
     assert {p: os.stat(p).st_mtime_ns for p in glob.glob(os.path.join(out, "shard-*"))} == stamps
     # A shard without its sidecar is unfinished: only it is labelled again.
     os.remove(os.path.join(out, labelling.shard_stem(2, 4) + ".json"))
-    assert labelling.label_corpus(teacher, [corpus], out, num_shards=4, verbose=False)["labelled_shards"] == [2]
+    assert label(corpus)["labelled_shards"] == [2]
     # A changed corpus is noticed: every shard is labelled again.
     changed = tmp_path / "changed.tsv"
     with open(corpus) as f:
         changed.write_text(f.read() + "1\ta late addition\n")
-    moved = labelling.label_corpus(teacher, [str(changed)], out, num_shards=4, verbose=False)
+    moved = label(str(changed))
     assert moved["labelled_shards"] == [0, 1, 2, 3] and moved["rows"] == CORPUS_ROWS + 1
     assert labelling.open_shards(out).total_rows == CORPUS_ROWS + 1
 
@@ -238,17 +247,14 @@ def test_distilling_from_shards_matches_the_in_memory_recipe(teacher, teacher_di
 
 def test_many_shards_are_written_a_group_at_a_time_with_the_same_bytes(corpus, teacher, tmp_path, monkeypatch):
     """A process writing many shards buffers a bounded number of texts: it re-reads the corpus per group."""
-    def fake(texts):
-        return np.array([[len(t), -len(t)] for t in texts], np.float32)
-
     labelling.label_corpus(teacher, [corpus], str(tmp_path / "at_once"), num_shards=5, chunk_rows=30,
-                           predict=fake, verbose=False)
+                           predict=_by_length, verbose=False)
     monkeypatch.setattr(labelling, "MAX_BUFFERED_ROWS", 60)  # two shards' chunks: three passes
     reads = []
     real_rows = labelling._rows
     monkeypatch.setattr(labelling, "_rows", lambda *a: reads.append(1) or real_rows(*a))
     labelling.label_corpus(teacher, [corpus], str(tmp_path / "grouped"), num_shards=5, chunk_rows=30,
-                           predict=fake, verbose=False)
+                           predict=_by_length, verbose=False)
     assert len(reads) == 1 + 3  # the check pass, then one pass per group of two shards
     for index in range(5):
         name = labelling.shard_stem(index, 5) + ".tfrecord"

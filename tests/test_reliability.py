@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from kdistill import checkpoint, data, io, pipeline, student as student_lib, teacher as teacher_lib, training
-from kdistill.config import DistillConfig, StudentConfig
+from kdistill.config import StudentConfig
 from kdistill.errors import KdistillError
-from tests.conftest import AG_NEWS, SST2, accuracy
+from tests.conftest import AG_NEWS, SST2
 from tests.binaries import REPO, one_line_error, run_in_process
 
 LONG_TEXT = ("a gripping , funny film " * 4200)[:100_000]
@@ -298,86 +298,6 @@ def test_model_save_that_fails_keeps_the_previous_model(tiny_student_path, tmp_p
     assert os.listdir(tmp_path) == ["student.keras"]
 
 
-# --- resume and determinism ------------------------------------------------------
-
-
-class StopAtEpoch(keras.callbacks.Callback):
-    """Simulates a crash when `epoch` begins (the epochs before it are finished and backed up)."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
-
-
-def small_distill(teacher, splits, logits, epochs=3, seed=0, backup_dir=None, callbacks=None):
-    student = training.build_student(teacher, splits, TINY_STUDENT, seed=seed)
-    config = DistillConfig(epochs=epochs, batch_size=64, seed=seed, fine_tune_epochs=0)
-    history = training.distill(
-        teacher, student, splits, logits["unlabelled"], logits["labelled"], config,
-        callbacks=callbacks, verbose=0, backup_dir=backup_dir,
-    )
-    return student, history
-
-
-def test_distillation_resumes_after_the_last_finished_epoch(teacher, sst2_splits, transfer_logits, tmp_path, capsys):
-    backup = str(tmp_path / "backup")
-    with pytest.raises(KeyboardInterrupt):
-        small_distill(teacher, sst2_splits, transfer_logits, backup_dir=backup, callbacks=[StopAtEpoch(2)])
-    assert os.path.isfile(os.path.join(backup, checkpoint.STATE_FILE))
-    student, history = small_distill(teacher, sst2_splits, transfer_logits, backup_dir=backup)
-    assert "[resume] distillation resumes after epoch 2" in capsys.readouterr().out
-    assert len(history.history["loss"]) == 1  # only the third epoch ran
-    assert not os.path.exists(backup)
-    uninterrupted, _ = small_distill(teacher, sst2_splits, transfer_logits)
-    dev = sst2_splits.dev_texts, sst2_splits.dev_labels
-    resumed_acc, straight_acc = (accuracy(s.predict_texts(dev[0]), dev[1]) for s in (student, uninterrupted))
-    assert abs(resumed_acc - straight_acc) <= 0.02, (resumed_acc, straight_acc)
-
-
-def test_backup_of_another_run_is_ignored(teacher, sst2_splits, transfer_logits, tmp_path, caplog):
-    backup = str(tmp_path / "backup")
-    with pytest.raises(KeyboardInterrupt):
-        small_distill(teacher, sst2_splits, transfer_logits, seed=1, backup_dir=backup, callbacks=[StopAtEpoch(1)])
-    _, history = small_distill(teacher, sst2_splits, transfer_logits, epochs=1, backup_dir=backup)
-    assert len(history.history["loss"]) == 1
-    assert any("belongs to another run" in r.getMessage() for r in caplog.records)
-
-
-@pytest.mark.slow  # two MiniLM fine-tunes (about 40 s); the distillation resume above shares its checkpoint code
-def test_teacher_fine_tuning_resumes(sst2_splits, tmp_path, capsys):
-    texts, labels = sst2_splits.labelled_texts[:32], sst2_splits.labelled_labels[:32]
-    backup = str(tmp_path / "backup")
-
-    def fresh_teacher():
-        keras.utils.set_random_seed(0)
-        return teacher_lib.build("minilm", 2, sequence_length=32)
-
-    with pytest.raises(KeyboardInterrupt):
-        teacher_lib.fine_tune(fresh_teacher(), texts, labels, epochs=2, verbose=0, backup_dir=backup,
-                              callbacks=[StopAtEpoch(1)])
-    model = fresh_teacher()
-    teacher_lib.fine_tune(model, texts, labels, epochs=2, verbose=0, backup_dir=backup)
-    assert "[resume] teacher fine-tuning resumes after epoch 1" in capsys.readouterr().out
-    assert not os.path.exists(backup)
-
-
-# Dev accuracy of two same-seed runs in one process on CPU; docs/RELIABILITY.md states what was measured.
-SAME_SEED_TOLERANCE = 0.0
-
-
-def test_same_seed_distillation_gives_the_same_dev_accuracy(teacher, sst2_splits, transfer_logits):
-    dev = sst2_splits.dev_texts, sst2_splits.dev_labels
-    accs = [
-        accuracy(small_distill(teacher, sst2_splits, transfer_logits, epochs=1)[0].predict_texts(dev[0]), dev[1])
-        for _ in range(2)
-    ]
-    assert abs(accs[0] - accs[1]) <= SAME_SEED_TOLERANCE, accs
-
-
 # --- through the binaries ------------------------------------------------------------
 
 
@@ -434,8 +354,10 @@ def test_bad_input_through_the_binaries(bad_inputs, module, args, message):
 
 
 @pytest.fixture(scope="module")
-def teacher_copy(teacher_dir, transfer_logits, tmp_path_factory):
-    """The session's teacher and its logit cache in a folder of their own, for runs that add to the cache."""
+def teacher_copy(labeller_teacher_dir, transfer_logits, tmp_path_factory):
+    """The session's teacher and its logit cache (int8 labeller included) in a folder of their own, for runs that
+    add to the cache."""
+    teacher_dir = labeller_teacher_dir
     folder = str(tmp_path_factory.mktemp("teacher_copy"))
     shutil.copy(os.path.join(teacher_dir, teacher_lib.MODEL_FILE), folder)
     shutil.copytree(os.path.join(teacher_dir, teacher_lib.LOGITS_DIR), os.path.join(folder, teacher_lib.LOGITS_DIR))

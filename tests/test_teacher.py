@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from kdistill import teacher as teacher_lib
-from kdistill.config import TeacherConfig
 from kdistill.errors import KdistillError
 from tests.conftest import accuracy
 

@@ -1,6 +1,5 @@
 import keras
 import numpy as np
-import pytest
 
 from kdistill import teacher as teacher_lib
 from kdistill.teacher_model import MaskedMeanPooling, MeanPooledBertClassifier, mixture_logits
