@@ -20,6 +20,7 @@ print(logits(teacher, ["what a ride"]))
 import contextlib
 import os
 import warnings
+import weakref
 
 import keras
 import numpy as np
@@ -326,11 +327,21 @@ def _labeller_path(teacher, cache_dir):
     return os.path.join(folder, f"labeller-{fingerprint(teacher, [], LITERT_INT8)}.tflite")
 
 
+# Each teacher's traced forward pass: tracing MiniLM takes about a second, more than labelling a few hundred short
+# texts, and a run asks for logits several times (labelled, unlabelled, dev, copies). The graph reads the
+# teacher's variables when it runs, so it stays right after the weights change.
+_FORWARDS = weakref.WeakKeyDictionary()
+
+
 def one_graph_forward(teacher):
-    """The teacher's forward pass on a token-id batch of any shape, through one graph."""
+    """The teacher's forward pass on a token-id batch of any shape, through one graph (traced once per teacher)."""
     import tensorflow as tf
 
-    return tf.function(lambda batch: teacher(batch, training=False), input_signature=[batch_signature()])
+    if teacher not in _FORWARDS:
+        model = weakref.ref(teacher)  # held weakly, or the entry would keep the teacher alive for good
+        _FORWARDS[teacher] = tf.function(lambda batch: model()(batch, training=False),
+                                         input_signature=[batch_signature()])
+    return _FORWARDS[teacher]
 
 
 def _over_replicas(teacher, strategy):
