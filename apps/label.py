@@ -16,8 +16,8 @@ place, with a JSON sidecar written last. Then:
     python -m apps.distill ... --transfer_shards=runs/sst2/transfer
 
 On a CPU the teacher labels through its int8 LiteRT form (`--teacher_runtime`, default auto: TensorFlow
-where a GPU is visible); every run of `apps.demo` or `apps.distill` reports how often that form gives
-the float32 teacher's label on dev. `--strategy=mirrored|tpu` runs the TensorFlow teacher over this machine's devices;
+where a GPU is visible) if it gives the float32 teacher's label on at least 99% of the corpus' first 1,000
+texts (else the float32 teacher labels); every run of `apps.demo` or `apps.distill` reports the same on dev. `--strategy=mirrored|tpu` runs the TensorFlow teacher over this machine's devices;
 `--strategy=multi_worker` takes this worker's share of the shards from TF_CONFIG
 (worker w of W writes shards w, w+W, ...), with no communication between workers.
 """
@@ -57,8 +57,8 @@ def main(argv):
         strategy = common.strategy()
     # A device strategy spreads the TensorFlow teacher; under auto it is the runtime that strategy asks for.
     auto_tf = strategy is not None and FLAGS.teacher_runtime == "auto"
-    runtime = teacher_lib.TENSORFLOW if auto_tf else teacher_lib.labelling_runtime(FLAGS.teacher_runtime)
-    if strategy is not None and runtime != teacher_lib.TENSORFLOW:
+    runtime = teacher_lib.TENSORFLOW if auto_tf else FLAGS.teacher_runtime
+    if strategy is not None and teacher_lib.labelling_runtime(runtime) != teacher_lib.TENSORFLOW:
         raise KdistillError(f"--strategy={FLAGS.strategy} spreads the TensorFlow teacher over devices; "
                             f"--teacher_runtime={runtime} runs on this CPU: pass --teacher_runtime=tensorflow")
     teacher_dir = common.teacher_dir()
@@ -76,7 +76,7 @@ def main(argv):
         cache_dir=teacher_dir,
     )
     done = summary["labelled_shards"]
-    rate = f", {summary['texts_per_second']:.1f} texts/s, teacher in {runtime}" if done else ""
+    rate = f", {summary['texts_per_second']:.1f} texts/s, teacher in {summary['labelling']['runtime']}" if done else ""
     print(
         f"[label] {summary['rows']:,} texts in {len(done)} shards ({summary['seconds']} s{rate}); "
         f"{len(summary['skipped_shards'])} finished already -> {out}", flush=True,

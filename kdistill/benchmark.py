@@ -113,7 +113,7 @@ def cell_key(dataset, num_labels, seed, configs):
     """What a cell's row depends on: its data, configs and the rules that derive settings from the data."""
     # The rules are code, not config fields: their constants join the key.
     rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
-             teacher_lib.labelling_runtime(configs.teacher_runtime), pipeline.MIN_LABELLER_AGREEMENT)
+             teacher_lib.labelling_runtime(configs.teacher_runtime), teacher_lib.MIN_LABELLER_AGREEMENT)
     return keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
                    configs.student, dataclasses.replace(configs.distill, seed=seed), rules)
 

@@ -42,6 +42,7 @@ print(shards.total_rows, shards.files[:2])
 import contextlib
 import dataclasses
 import glob
+import itertools
 import os
 import re
 import time
@@ -102,6 +103,10 @@ def corpus_identity(files, encoding="utf-8", keep_labels=False):
     return {"sources": sources, "encoding": encoding, "keep_labels": bool(keep_labels)}
 
 
+# How many of the corpus' first texts the float32 teacher labels too, under runtime "auto", to check a faster one.
+AGREEMENT_TEXTS = 1000
+
+
 def label_corpus(
     teacher, inputs, out_dir, num_shards=1, shard_indices=None, encoding="utf-8", keep_labels=False,
     batch_size=64, chunk_rows=CHUNK_ROWS, predict=None, verbose=True, runtime=teacher_lib.TENSORFLOW, cache_dir=None,
@@ -116,7 +121,8 @@ def label_corpus(
         keep_labels: write the file's labels (class ids) too; by default every row is
             unlabelled (-1), as the label-scarce setting needs.
         predict: `texts -> logits`; default `teacher.predictor(teacher, batch_size, runtime=runtime)` (one device).
-        runtime: how the teacher runs (`teacher.RUNTIMES`); shards labelled in another runtime are labelled again.
+        runtime: how the teacher runs (`teacher.RUNTIMES`, or "auto": `teacher.checked_runtime` on the corpus'
+            first `AGREEMENT_TEXTS` texts); shards labelled in another runtime are labelled again.
         cache_dir: where the int8 teacher is written once (the teacher's folder); default a temporary folder.
 
     Returns:
@@ -130,13 +136,21 @@ def label_corpus(
     if bad:
         raise KdistillError(f"--shard_index={bad[0]}: not in 0..{num_shards - 1} (--num_shards={num_shards})")
     files = expand_inputs(inputs)
+    if runtime == "auto":
+        # Every process of a split run checks the same first texts with the same teacher, so all choose alike.
+        sample = [text for text, _ in itertools.islice(_rows(files, encoding, False, teacher.num_classes),
+                                                       AGREEMENT_TEXTS)]
+        checked = teacher_lib.checked_runtime(teacher, sample, "auto", cache_dir, where="sample")
+    else:
+        checked = {"runtime": teacher_lib.labelling_runtime(runtime)}  # an unknown name is a one-line error
+    runtime = checked["runtime"]
     identity = {
         "format": FORMAT, "num_shards": num_shards, "num_classes": int(teacher.num_classes),
         "teacher": teacher_lib.fingerprint(teacher, []), "runtime": runtime,
         "corpus": corpus_identity(files, encoding, keep_labels),
     }
     pending = [i for i in shard_indices if not _finished(out_dir, i, num_shards, identity, verbose)]
-    summary = {"out_dir": out_dir, "num_shards": num_shards, "labelled_shards": pending,
+    summary = {"out_dir": out_dir, "num_shards": num_shards, "labelling": checked, "labelled_shards": pending,
                "skipped_shards": [i for i in shard_indices if i not in pending], "rows": 0}
     if not pending:
         summary["seconds"] = round(time.time() - start, 2)

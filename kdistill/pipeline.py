@@ -180,33 +180,16 @@ def _check_classes(path, what, num_classes, splits):
         )
 
 
-# The least agreement with the float32 teacher on dev for "auto" to keep a faster labeller: below it, more than
-# 1 text in 100 would be taught another label. The int8 teacher measured 99.4-99.8% on SST-2, CR, MPQA and SUBJ
-# (two classes each) and 98.4% on SST-5's five (validation rows, 2026-12-06).
-MIN_LABELLER_AGREEMENT = 0.99
-
-
 def label(teacher, teacher_dir, splits, runtime="auto"):
     """Teacher logits for dev, labelled and unlabelled texts; each computed once and cached.
 
     Dev and the labelled rows are the teacher's own (TensorFlow, float32). The unlabelled texts go through
     `teacher.labelling_runtime(runtime)`; when that is another runtime, it labels dev first, and
     `targets["labelling"]` says how often it agreed with the teacher there. Under "auto", one that agrees on
-    less than `MIN_LABELLER_AGREEMENT` of dev is set aside for the float32 teacher.
+    less than `teacher.MIN_LABELLER_AGREEMENT` of dev is set aside for the float32 teacher.
     """
-    chosen = teacher_lib.labelling_runtime(runtime)
     dev = teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False)
-    labelling = {"runtime": chosen}
-    if chosen != teacher_lib.TENSORFLOW and len(splits.dev_texts):
-        fast = teacher_lib.logits(teacher, splits.dev_texts, cache_dir=teacher_dir, verbose=False, runtime=chosen)
-        agreement = float(np.mean(fast.argmax(-1) == dev.argmax(-1)))
-        difference = float(np.abs(report.softmax(fast) - report.softmax(dev)).max())
-        labelling.update(dev_agreement_with_teacher=agreement, dev_max_probability_difference=difference)
-        print(f"[label] {chosen} gave the float32 teacher's label on {agreement:.2%} of dev "
-              f"(largest probability difference {difference:.3f})", flush=True)
-        if runtime == "auto" and agreement < MIN_LABELLER_AGREEMENT:
-            print(f"[label] under {MIN_LABELLER_AGREEMENT:.0%}: the float32 teacher labels instead", flush=True)
-            labelling.update(runtime=teacher_lib.TENSORFLOW, set_aside=chosen)
+    labelling = teacher_lib.checked_runtime(teacher, splits.dev_texts, runtime, teacher_dir, reference=dev)
     print(f"[label] teacher logits for {len(splits.unlabelled_texts)} unlabelled texts ({labelling['runtime']})",
           flush=True)
     return {

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kdistill import data, labelling, pipeline, teacher as teacher_lib, tokenizer as tokenizer_lib, training
+from kdistill import data, io, labelling, pipeline, teacher as teacher_lib, tokenizer as tokenizer_lib, training
 from kdistill.config import DistillConfig, StudentConfig
 from kdistill.errors import KdistillError
 from tests.conftest import SST2, accuracy
@@ -102,6 +102,30 @@ def test_rerun_skips_finished_shards_and_relabels_what_changed(corpus, teacher, 
     moved = label(str(changed))
     assert moved["labelled_shards"] == [0, 1, 2, 3] and moved["rows"] == CORPUS_ROWS + 1
     assert labelling.open_shards(out).total_rows == CORPUS_ROWS + 1
+
+
+def test_auto_labels_through_int8_only_where_it_gives_the_float32_labels_on_the_first_texts(
+        corpus, teacher, labeller_teacher_dir, tmp_path, monkeypatch):
+    """`--teacher_runtime=auto` (apps.label's default) checks the int8 teacher on the corpus' first texts, as a
+    run's dev does in `pipeline.label`, and keeps it only where it agrees often enough."""
+    with open(corpus) as f:
+        small = tmp_path / "small.tsv"
+        small.write_text("".join(line for _, line in zip(range(101), f)))  # the header and 100 rows
+    monkeypatch.setattr(labelling, "AGREEMENT_TEXTS", 60)
+
+    def label(name, least):
+        monkeypatch.setattr(teacher_lib, "MIN_LABELLER_AGREEMENT", least)
+        out = tmp_path / name
+        summary = labelling.label_corpus(teacher, [str(small)], str(out), num_shards=2, verbose=False,
+                                         runtime="auto", cache_dir=labeller_teacher_dir)
+        assert io.read_json(str(out / (labelling.shard_stem(0, 2) + ".json")))["runtime"] == summary["labelling"]["runtime"]
+        return summary["labelling"]
+
+    kept = label("kept", 0.0)
+    assert kept["runtime"] == teacher_lib.LITERT_INT8 and 0.9 <= kept["sample_agreement_with_teacher"] <= 1.0
+    set_aside = label("set_aside", 1.01)  # no labeller can agree that often
+    assert set_aside["runtime"] == teacher_lib.TENSORFLOW and set_aside["set_aside"] == teacher_lib.LITERT_INT8
+    assert set_aside["sample_agreement_with_teacher"] == kept["sample_agreement_with_teacher"]
 
 
 def test_bad_row_is_a_one_line_error_and_leaves_no_shard(corpus, teacher_dir, tmp_path):

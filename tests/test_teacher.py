@@ -87,7 +87,7 @@ def test_auto_labelling_sets_a_labeller_aside_that_agrees_too_rarely_on_dev(teac
     splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:64])
     kept = pipeline.label(teacher, teacher_dir, splits)  # int8 agrees on 98% or more of these 300 dev rows
     assert kept["labelling"]["runtime"] == teacher_lib.LITERT_INT8
-    monkeypatch.setattr(pipeline, "MIN_LABELLER_AGREEMENT", 1.01)  # no labeller can agree that often
+    monkeypatch.setattr(teacher_lib, "MIN_LABELLER_AGREEMENT", 1.01)  # no labeller can agree that often
     targets = pipeline.label(teacher, teacher_dir, splits)
     assert targets["labelling"]["runtime"] == teacher_lib.TENSORFLOW
     assert targets["labelling"]["set_aside"] == teacher_lib.LITERT_INT8
