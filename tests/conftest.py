@@ -145,8 +145,8 @@ def pytest_collection_modifyitems(items):
     needs_teacher = {path: any("small_run_teacher" in item.fixturenames for item in tests)
                      for path, tests in files.items()}
     builds_run = max(by_length, key=lambda path: sum("small_run" in item.fixturenames for item in files[path]))
-    order = ([builds_run] + [path for path in by_length if not needs_teacher[path]]
-             + [path for path in by_length if needs_teacher[path] and path != builds_run])
+    rest = [path for path in by_length if path != builds_run]
+    order = [builds_run] + [path for path in rest if not needs_teacher[path]] + [path for path in rest if needs_teacher[path]]
     items[:] = [item for path in order for item in files[path]]
 
 
