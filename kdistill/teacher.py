@@ -26,7 +26,7 @@ import keras
 import numpy as np
 from absl import logging
 
-from kdistill import checkpoint, io, keys, progress
+from kdistill import checkpoint, io, keys, progress, report
 from kdistill.errors import KdistillError
 from kdistill.teacher_model import MeanPooledBertClassifier, TeacherEnsemble, mixture_logits
 
@@ -213,7 +213,7 @@ def checked_runtime(teacher, texts, runtime="auto", cache_dir=None, reference=No
         reference = logits(teacher, texts, cache_dir=cache_dir, verbose=False)
     fast = logits(teacher, texts, cache_dir=cache_dir, verbose=False, runtime=chosen)
     agreement = float(np.mean(fast.argmax(-1) == reference.argmax(-1)))
-    difference = float(np.abs(_softmax(fast) - _softmax(reference)).max())
+    difference = float(np.abs(report.softmax(fast) - report.softmax(reference)).max())
     checked.update({f"{where}_agreement_with_teacher": agreement, f"{where}_max_probability_difference": difference})
     print(f"[label] {chosen} gave the float32 teacher's label on {agreement:.2%} of {where} "
           f"(largest probability difference {difference:.3f})", flush=True)
@@ -221,11 +221,6 @@ def checked_runtime(teacher, texts, runtime="auto", cache_dir=None, reference=No
         print(f"[label] under {MIN_LABELLER_AGREEMENT:.0%}: the float32 teacher labels instead", flush=True)
         checked.update(runtime=TENSORFLOW, set_aside=chosen)
     return checked
-
-
-def _softmax(x):
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
 
 
 def logits(teacher, texts, cache_dir=None, batch_size=64, verbose=True, runtime=TENSORFLOW):
