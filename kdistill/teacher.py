@@ -19,6 +19,7 @@ print(logits(teacher, ["what a ride"]))
 
 import contextlib
 import os
+import re
 import warnings
 import weakref
 
@@ -28,6 +29,7 @@ from absl import logging
 
 from kdistill import checkpoint, io, keys, progress, report
 from kdistill.errors import KdistillError
+from kdistill.tokenizer import StudentTokenizer
 from kdistill.teacher_model import MeanPooledBertClassifier, TeacherEnsemble, mixture_logits
 
 OFFLINE_TEACHER = "minilm"
@@ -412,15 +414,79 @@ def preprocessed(teacher):
 
 
 def tokenize(teacher, texts):
-    """Token ids, padding mask and segment ids of `texts` at the preprocessor's full length."""
-    batches = [
-        teacher.preprocessor(keras.ops.convert_to_tensor(np.asarray(texts[i : i + 4096], dtype=object)))
-        for i in range(0, len(texts), 4096)
-    ]
-    return {
-        key: np.concatenate([keras.ops.convert_to_numpy(b[key]) for b in batches]).astype(np.int32)
-        for key in batches[0]
-    }
+    """Token ids, padding mask and segment ids of `texts` at the preprocessor's full length.
+
+    Plain-ASCII texts go through TF Text's fast WordPiece ops when they give the teacher's own ids
+    (`_fast_tokenizer`); every other text through the teacher's keras-hub preprocessor.
+    """
+    texts = [str(t) for t in texts]
+    length = teacher.preprocessor.sequence_length
+    features = {key: np.zeros((len(texts), length), np.int32) for key in FEATURES}
+    fast = _fast_tokenizer(teacher)
+    plain = np.array([fast is not None and _PLAIN_TEXT.fullmatch(t) is not None for t in texts], bool)
+    for rows, run in ((np.flatnonzero(plain), fast), (np.flatnonzero(~plain), _preprocessor_features)):
+        for start in range(0, len(rows), 4096):
+            chunk = rows[start : start + 4096]
+            for key, value in run(teacher, [texts[i] for i in chunk]).items():
+                features[key][chunk] = value
+    return features
+
+
+FEATURES = ("token_ids", "padding_mask", "segment_ids")
+# keras-hub's WordPiece tokenizer (a regex split in TensorFlow ops) reads about 3,500 SST-2 texts/s on the 2-core
+# machine, more than the int8 teacher's own time per text; TF Text's FastWordpieceTokenizer (the student's) about
+# 300,000. For plain ASCII they gave the same ids on 20,000 texts of each shared task; beyond ASCII they differ
+# ("…" is expanded to "...", zero-width spaces join words), so only these texts take the fast path.
+_PLAIN_TEXT = re.compile(r"[\t\n\r\x20-\x7e]*")
+# Texts whose ids the fast path must reproduce before a teacher uses it: a teacher whose tokenizer splits
+# differently (cased, another vocabulary's rules) keeps its own preprocessor for every text.
+_FAST_PATH_PROBE = (
+    "It's a FILM -- no, a 'movie'... (sort of) [really] {ok} <b>bold</b> @user #tag $9.99 50% 3.14 1,000 a&b",
+    "e-mail: me@example.com; path/to\\file ~ ^_^ `quote` \"double\" well-made, self-aware; 1990s 2nd",
+    "tab\there\nnew line\r\nwindows   spaced   out",
+    "supercalifragilisticexpialidocious " + "x" * 120 + " antidisestablishmentarianism",
+    "",
+    " ".join(["word"] * 300),
+)
+_FAST_TOKENIZERS = weakref.WeakKeyDictionary()
+
+
+def _preprocessor_features(teacher, texts):
+    out = teacher.preprocessor(keras.ops.convert_to_tensor(np.asarray(texts, dtype=object)))
+    return {key: keras.ops.convert_to_numpy(out[key]).astype(np.int32) for key in FEATURES}
+
+
+def _fast_tokenizer(teacher):
+    """`features(teacher, texts)` giving the preprocessor's features through TF Text's fast WordPiece ops, or None
+    where they do not reproduce the teacher's ids on `_FAST_PATH_PROBE` (checked once per teacher)."""
+    if teacher not in _FAST_TOKENIZERS:
+        _FAST_TOKENIZERS[teacher] = None
+        tokenizer = teacher.preprocessor.tokenizer
+        try:
+            special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+            pieces = StudentTokenizer(tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase).full_ids
+        except (AttributeError, ValueError):  # not a WordPiece tokenizer with [CLS]/[SEP]/[PAD]
+            return None
+
+        def features(teacher, texts):
+            return _wordpiece_features(pieces(texts), teacher.preprocessor.sequence_length, *special)
+
+        probe = list(_FAST_PATH_PROBE)
+        if all((features(teacher, probe)[key] == _preprocessor_features(teacher, probe)[key]).all() for key in FEATURES):
+            _FAST_TOKENIZERS[teacher] = features
+    return _FAST_TOKENIZERS[teacher]
+
+
+def _wordpiece_features(pieces, length, cls_id, sep_id, pad_id):
+    """BERT's single-segment features from ragged WordPiece ids: `[CLS] pieces [SEP]`, cut and padded to `length`."""
+    count = np.minimum(pieces.row_lengths().numpy(), length - 2)
+    rows = len(count)
+    token_ids = np.full((rows, length), pad_id, np.int32)
+    token_ids[:, 0] = cls_id
+    token_ids[:, 1 : length - 1] = pieces.to_tensor(pad_id, shape=[rows, length - 2]).numpy()
+    token_ids[np.arange(rows), count + 1] = sep_id
+    padding_mask = (np.arange(length)[None, :] < (count + 2)[:, None]).astype(np.int32)
+    return {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": np.zeros((rows, length), np.int32)}
 
 
 def _bucketed_batches(features, batch_size, rng, labels=None):

@@ -1,13 +1,15 @@
 import dataclasses
 import os
+import weakref
 
 import keras
 import numpy as np
 import pytest
 
-from kdistill import teacher as teacher_lib
+from kdistill import data, teacher as teacher_lib
 from kdistill.errors import KdistillError
-from tests.conftest import accuracy
+from kdistill.tokenizer import StudentTokenizer
+from tests.conftest import SHARED_DATA, accuracy
 
 
 def test_fine_tuned_teacher_learns_sst2(teacher, transfer_logits, sst2_splits):
@@ -26,6 +28,27 @@ def test_length_bucketing_matches_full_padding(teacher, sst2_splits):
     bucketed = teacher_lib.logits(teacher, texts, verbose=False)
     full = teacher(teacher.preprocessor(keras.ops.convert_to_tensor(texts)), training=False)
     np.testing.assert_allclose(bucketed, keras.ops.convert_to_numpy(full), atol=2e-4)
+
+
+def test_fast_tokenization_gives_the_preprocessors_own_features_and_steps_aside_where_it_would_not(
+    teacher, sst2_splits, monkeypatch
+):
+    # SUBJ's sentences carry "…" and accented words, which TF Text's fast ops split otherwise: those rows must
+    # still get the keras-hub preprocessor's ids, and the ASCII ones the same ids through the fast path.
+    subj = data.load(os.path.join(SHARED_DATA, "subj"), num_labels=100, seed=0)
+    texts = list(subj.dev_texts[:600]) + list(sst2_splits.dev_texts[:100]) + ["", "a…b", "zero\u200bwidth", "x" * 130]
+    assert teacher_lib._fast_tokenizer(teacher) is not None
+    assert 0 < sum(teacher_lib._PLAIN_TEXT.fullmatch(t) is None for t in texts) < len(texts) // 10
+    expected = teacher_lib._preprocessor_features(teacher, texts)
+    for key, value in teacher_lib.tokenize(teacher, texts).items():
+        np.testing.assert_array_equal(value, expected[key], err_msg=key)
+
+    # Fast ops that do not reproduce the teacher's tokenizer (here: they keep case, the teacher lower-cases) are
+    # never used.
+    monkeypatch.setattr(teacher_lib, "_FAST_TOKENIZERS", weakref.WeakKeyDictionary())
+    monkeypatch.setattr(teacher_lib, "StudentTokenizer",
+                        lambda vocabulary, lowercase: StudentTokenizer(vocabulary, lowercase=False))
+    assert teacher_lib._fast_tokenizer(teacher) is None
 
 
 def test_logits_are_cached_by_content(teacher, teacher_dir, sst2_splits, monkeypatch):
