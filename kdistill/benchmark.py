@@ -67,8 +67,9 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
     stopwatch = Stopwatch()
     splits = pipeline.load_splits(dataset, num_labels, seed, configs.max_unlabelled,
                                   validation_rows=configs.validation_rows)
-    teacher, teacher_metrics = pipeline.train_teacher(splits, teacher_dir, configs.teacher, seed,
-                                                            member_dirs=member_dirs)
+    teacher, teacher_metrics = pipeline.train_teacher(
+        splits, teacher_dir, configs.teacher, seed, member_dirs=member_dirs,
+        labelling_runtime=teacher_lib.labelling_runtime(configs.teacher_runtime))
     stopwatch.lap("teacher")
     transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config,
                                                          configs.teacher_runtime)

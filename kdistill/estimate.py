@@ -50,6 +50,10 @@ EXPORT_PER_DEV_ROW = 2.0
 # teacher's (conversion and quantisation) and to label dev a second time, for the agreement each run reports.
 LITERT_INT8_SHARE = 0.45
 LABELLER_WRITE_S = 15.0
+# Members fine-tuned side by side on a CPU (`side_by_side`): the stage's time as a share of training them one after
+# another, and the seconds each extra process takes to start.
+SIDE_BY_SIDE_SHARE = 0.65
+SIDE_BY_SIDE_START_S = 10.0
 STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
 PROBE_TEXTS = 2048
 
@@ -100,18 +104,22 @@ def transfer_size(splits, distill_config):
 
 
 def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False,
-         runtime="tensorflow"):
+         runtime="tensorflow", side_by_side=False):
     """Estimated seconds of each stage of `pipeline.run_all` (`STAGES`), from the data's size and the
     teacher's measured `ms_per_text`; `teacher_trained` when a reusable teacher exists, `pool_labelled` when
-    its logits of the transfer set are cached too; `runtime` labels the transfer set (`teacher.RUNTIMES`)."""
+    its logits of the transfer set are cached too; `runtime` labels the transfer set (`teacher.RUNTIMES`);
+    `side_by_side` when an ensemble's members train at once (`side_by_side.wanted`)."""
     forward = ms_per_text / 1000
     members = teacher_config.ensemble
     labelled = len(splits.labelled_texts)
     transfer = transfer_size(splits, distill_config)
     fine_tune = teacher_config.epochs_for(labelled, splits.num_classes) * labelled * FINE_TUNE_PER_TEXT * forward + TEACHER_OVERHEAD_S
     student_row = STUDENT_ROW * forward
+    teacher = members * fine_tune
+    if side_by_side:
+        teacher = SIDE_BY_SIDE_SHARE * teacher + SIDE_BY_SIDE_START_S
     return {
-        "teacher": 0.0 if teacher_trained else members * fine_tune,
+        "teacher": 0.0 if teacher_trained else teacher,
         "labelling": 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime),
         "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
         "distillation": (distill_config.epochs * transfer + distill_config.fine_tune_epochs * labelled) * student_row,

@@ -26,7 +26,7 @@ import time
 import numpy as np
 
 from kdistill import (
-    augment, data, estimate, io, keys, labelling, progress, report, teacher as teacher_lib,
+    augment, data, estimate, io, keys, labelling, progress, report, side_by_side, teacher as teacher_lib,
     tokenizer as tokenizer_lib, training,
 )
 from kdistill.config import AUTO
@@ -45,7 +45,8 @@ def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=Non
     return splits
 
 
-def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True, member_dirs=None):
+def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True, member_dirs=None,
+                  labelling_runtime=None):
     """The teacher of `config` fine-tuned on the labelled rows, saved in `teacher_dir`, returned frozen with
     its metrics.
 
@@ -54,14 +55,16 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True
     is its members, each the one teacher its seed (`seed`, `seed`+1, ...) trains, in
     `member_dirs` (default `teacher_dir/member-<k>`) and reused the same way.
     With a `tf.distribute` `strategy` the teacher trains on its replicas; the reloaded
-    teacher labels dev on one device.
+    teacher labels dev on one device. `labelling_runtime`, the runtime that will label the transfer set, lets
+    an ensemble's members prepare it while they train (`_train_ensemble`).
     """
     key = _teacher_key(splits, config, seed)
     if reuse and teacher_is_trained(splits, teacher_dir, config, seed):
         print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
         return load_teacher(teacher_dir, splits), io.read_json(os.path.join(teacher_dir, METRICS_FILE))
     if config.ensemble > 1:
-        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key)
+        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key,
+                               labelling_runtime)
     return _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key)
 
 
@@ -100,14 +103,27 @@ def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key):
     return model, metrics
 
 
-def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key):
+def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key, labelling_runtime=None):
     """`config.ensemble` teachers saved as one ensemble in `teacher_dir` (`teacher.load` gives a
-    `TeacherEnsemble`); its metrics give the ensemble's dev accuracy beside each member's."""
+    `TeacherEnsemble`); its metrics give the ensemble's dev accuracy beside each member's.
+
+    On a CPU the members still to train are fine-tuned side by side, one process each (`side_by_side`), which
+    also cache what the run asks of them next: their logits of the labelled rows and, when `labelling_runtime`
+    is the int8 labeller, that labeller and its dev logits."""
     start = time.time()
     single = dataclasses.replace(config, ensemble=1)
     member_dirs = member_dirs or [os.path.join(teacher_dir, f"member-{k}") for k in range(config.ensemble)]
     if len(member_dirs) != config.ensemble:
         raise ValueError(f"{len(member_dirs)} member folders for an ensemble of {config.ensemble}")
+    to_train = [k for k, member_dir in enumerate(member_dirs)
+                if not (reuse and teacher_is_trained(splits, member_dir, single, seed + k))]
+    if side_by_side.wanted(strategy, len(to_train)):
+        print(f"[teacher] fine-tuning members {', '.join(str(k + 1) for k in to_train)} side by side, "
+              f"{side_by_side.threads_each(len(to_train))} core(s) each", flush=True)
+        labels_only = dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[:0])  # all they read
+        side_by_side.run([(f"member {k + 1}", _member_beside,
+                           (labels_only, member_dirs[k], single, seed + k, labelling_runtime)) for k in to_train])
+        reuse = True  # what they trained is loaded below
     members, member_metrics = [], []
     for k, member_dir in enumerate(member_dirs):
         print(f"[teacher] ensemble member {k + 1} of {config.ensemble} (seed {seed + k}) -> {member_dir}", flush=True)
@@ -131,6 +147,14 @@ def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_d
     members = ", ".join(f"{acc:.4f}" for acc in metrics["teacher_member_dev_acc"])
     print(f"[teacher] ensemble dev accuracy {metrics['teacher_dev_acc']:.4f} (members {members})", flush=True)
     return ensemble, metrics
+
+
+def _member_beside(splits, member_dir, config, seed, labelling_runtime):
+    """One member fine-tuned in a process of its own (`side_by_side`), then the logits the run asks of it next."""
+    member, _ = _fine_tune_teacher(splits, member_dir, config, seed, None, _teacher_key(splits, config, seed))
+    teacher_lib.logits(member, splits.labelled_texts, cache_dir=member_dir, verbose=False)
+    if labelling_runtime == teacher_lib.LITERT_INT8:
+        teacher_lib.logits(member, splits.dev_texts, cache_dir=member_dir, verbose=False, runtime=labelling_runtime)
 
 
 def teacher_is_trained(splits, teacher_dir, config, seed):
@@ -397,12 +421,13 @@ def run_all(
     splits = load_splits(dataset, num_labels, seed, max_unlabelled, unlabelled, encoding)
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
+    runtime = teacher_lib.labelling_runtime(teacher_runtime)
     clock = estimate.RunClock(estimate.plan(
         splits, teacher_config, distill_config, _teacher_speed(splits, teacher_config), teacher_trained=trained,
-        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)),
-        runtime=teacher_lib.labelling_runtime(teacher_runtime),
+        pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)), runtime=runtime,
+        side_by_side=side_by_side.wanted(None, teacher_config.ensemble),
     ))
-    teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed)
+    teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed, labelling_runtime=runtime)
     clock.done("teacher")
     transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config, teacher_runtime)
     clock.done("labelling")
