@@ -27,7 +27,7 @@ Each run measures its labeller's agreement on its own dev set (`pipeline.label`)
 import numpy as np
 import tensorflow as tf
 
-from kdistill import io
+from kdistill import io, side_by_side
 from kdistill.export import latency, tflite
 
 FEATURES = ("token_ids", "padding_mask", "segment_ids")
@@ -85,7 +85,7 @@ def litert_labeller(classifier, path):
 
     if not os.path.isfile(path):
         _write_int8_labeller(classifier, path)
-    runner = Interpreter(model_path=path, num_threads=os.cpu_count()).get_signature_runner()
+    runner = Interpreter(model_path=path, num_threads=side_by_side.threads()).get_signature_runner()
 
     def forward(batch):
         (logits,) = runner(**{name: np.asarray(batch[name], np.int32) for name in FEATURES}).values()

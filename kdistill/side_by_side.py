@@ -47,6 +47,14 @@ def threads_each(count):
     return max(1, cpus() // count)
 
 
+# The threads this process may use: its share inside a job of `run`, else every core.
+_JOB_THREADS = None
+
+
+def threads():
+    return _JOB_THREADS or cpus()
+
+
 def run(jobs):
     """Runs each `(name, function, args)` of `jobs` in its own process, all at once, and waits for them.
 
@@ -55,9 +63,9 @@ def run(jobs):
     `KdistillError` naming it; its own message is in the lines it printed.
     """
     context = multiprocessing.get_context("spawn")
-    threads = threads_each(len(jobs))
+    share = threads_each(len(jobs))
     processes = [
-        context.Process(target=_child, args=(name, function, args, threads, os.getpid()), name=name, daemon=True)
+        context.Process(target=_child, args=(name, function, args, share, os.getpid()), name=name, daemon=True)
         for name, function, args in jobs
     ]
     for process in processes:
@@ -83,12 +91,14 @@ def _wait(processes):
                 raise KdistillError(f"{process.name} failed (exit code {process.exitcode}); its lines above say why")
 
 
-def _child(name, function, args, threads, parent):
+def _child(name, function, args, share, parent):
+    global _JOB_THREADS
     import tensorflow as tf
 
+    _JOB_THREADS = share
     # Before TensorFlow runs anything: the thread pools are fixed then.
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.config.threading.set_intra_op_parallelism_threads(share)
+    tf.config.threading.set_inter_op_parallelism_threads(share)
     sys.stdout = _Prefixed(sys.stdout, f"[{name}] ")
     sys.stderr = _Prefixed(sys.stderr, f"[{name}] ")
     threading.Thread(target=_end_with_parent, args=(parent,), daemon=True).start()
