@@ -69,8 +69,7 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
                                   validation_rows=configs.validation_rows)
     teacher, teacher_metrics = pipeline.train_teacher(
         splits, teacher_dir, configs.teacher, seed, member_dirs=member_dirs,
-        label_next=pipeline.members_label_next(splits, teacher_dir, configs.teacher, seed, distill_config,
-                                               configs.teacher_runtime))
+        labelling_runtime=teacher_lib.labelling_runtime(configs.teacher_runtime))
     stopwatch.lap("teacher")
     transfer_splits, targets = pipeline.transfer_targets(teacher, teacher_dir, splits, distill_config,
                                                          configs.teacher_runtime)

@@ -50,12 +50,10 @@ EXPORT_PER_DEV_ROW = 2.0
 # teacher's (conversion and quantisation) and to label dev a second time, for the agreement each run reports.
 LITERT_INT8_SHARE = 0.45
 LABELLER_WRITE_S = 15.0
-# Members fine-tuned side by side on a CPU (`side_by_side`), each labelling the transfer set as it finishes: the time
-# as a share of doing the same one member after another, the seconds the processes take to start, and what is left
-# of the labelling stage (reading the members' logits back, the copies made again).
+# Members fine-tuned side by side on a CPU (`side_by_side`): the stage's time as a share of training them one after
+# another, and the seconds each extra process takes to start.
 SIDE_BY_SIDE_SHARE = 0.65
 SIDE_BY_SIDE_START_S = 10.0
-SIDE_BY_SIDE_LABELLING_S = 10.0
 STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
 PROBE_TEXTS = 2048
 
@@ -118,13 +116,11 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
     fine_tune = teacher_config.epochs_for(labelled, splits.num_classes) * labelled * FINE_TUNE_PER_TEXT * forward + TEACHER_OVERHEAD_S
     student_row = STUDENT_ROW * forward
     teacher = members * fine_tune
-    labelling = 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime)
-    if side_by_side and not teacher_trained:  # the members label as they finish training, in the teacher stage
-        teacher = SIDE_BY_SIDE_SHARE * (teacher + labelling) + SIDE_BY_SIDE_START_S
-        labelling = SIDE_BY_SIDE_LABELLING_S
+    if side_by_side:
+        teacher = SIDE_BY_SIDE_SHARE * teacher + SIDE_BY_SIDE_START_S
     return {
         "teacher": 0.0 if teacher_trained else teacher,
-        "labelling": labelling,
+        "labelling": 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime),
         "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
         "distillation": (distill_config.epochs * transfer + distill_config.fine_tune_epochs * labelled) * student_row,
         "export": EXPORT_S + EXPORT_PER_DEV_ROW * len(splits.dev_texts) * forward,

@@ -46,7 +46,7 @@ def load_splits(dataset, num_labels, seed=0, max_unlabelled=None, unlabelled=Non
 
 
 def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True, member_dirs=None,
-                  label_next=None):
+                  labelling_runtime=None):
     """The teacher of `config` fine-tuned on the labelled rows, saved in `teacher_dir`, returned frozen with
     its metrics.
 
@@ -55,15 +55,16 @@ def train_teacher(splits, teacher_dir, config, seed=0, strategy=None, reuse=True
     is its members, each the one teacher its seed (`seed`, `seed`+1, ...) trains, in
     `member_dirs` (default `teacher_dir/member-<k>`) and reused the same way.
     With a `tf.distribute` `strategy` the teacher trains on its replicas; the reloaded
-    teacher labels dev on one device. `label_next`, `(teacher_runtime, [texts, ...])`, says what the run has
-    the teacher label next: an ensemble's members trained side by side label it as they finish (`_train_ensemble`).
+    teacher labels dev on one device. `labelling_runtime`, the runtime that will label the transfer set, lets
+    an ensemble's members prepare it while they train (`_train_ensemble`).
     """
     key = _teacher_key(splits, config, seed)
     if reuse and teacher_is_trained(splits, teacher_dir, config, seed):
         print(f"[teacher] reusing {teacher_dir} (same labels and config)", flush=True)
         return load_teacher(teacher_dir, splits), io.read_json(os.path.join(teacher_dir, METRICS_FILE))
     if config.ensemble > 1:
-        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key, label_next)
+        return _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key,
+                               labelling_runtime)
     return _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key)
 
 
@@ -102,15 +103,13 @@ def _fine_tune_teacher(splits, teacher_dir, config, seed, strategy, key):
     return model, metrics
 
 
-def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key, label_next=None):
+def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_dirs, key, labelling_runtime=None):
     """`config.ensemble` teachers saved as one ensemble in `teacher_dir` (`teacher.load` gives a
     `TeacherEnsemble`); its metrics give the ensemble's dev accuracy beside each member's.
 
-    On a CPU the members still to train are fine-tuned side by side, one process each (`side_by_side`), and
-    each then computes what the run asks of it next, into its cache: the logits of the labelled rows and of
-    `label_next`'s texts, through the runtime that `label` would choose for it alone (on dev). The ensemble's own
-    check in `label` has the last word; a runtime it sets aside labels again.
-    """
+    On a CPU the members still to train are fine-tuned side by side, one process each (`side_by_side`), which
+    also cache what the run asks of them next: their logits of the labelled rows and, when `labelling_runtime`
+    is the int8 labeller, that labeller and its dev logits."""
     start = time.time()
     single = dataclasses.replace(config, ensemble=1)
     member_dirs = member_dirs or [os.path.join(teacher_dir, f"member-{k}") for k in range(config.ensemble)]
@@ -123,7 +122,7 @@ def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_d
               f"{side_by_side.threads_each(len(to_train))} core(s) each", flush=True)
         labels_only = dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[:0])  # all they read
         side_by_side.run([(f"member {k + 1}", _member_beside,
-                           (labels_only, member_dirs[k], single, seed + k, label_next)) for k in to_train])
+                           (labels_only, member_dirs[k], single, seed + k, labelling_runtime)) for k in to_train])
         reuse = True  # what they trained is loaded below
     members, member_metrics = [], []
     for k, member_dir in enumerate(member_dirs):
@@ -150,15 +149,12 @@ def _train_ensemble(splits, teacher_dir, config, seed, strategy, reuse, member_d
     return ensemble, metrics
 
 
-def _member_beside(splits, member_dir, config, seed, label_next):
-    """One member fine-tuned in a process of its own (`side_by_side`), then labelling what the run asks of it next."""
+def _member_beside(splits, member_dir, config, seed, labelling_runtime):
+    """One member fine-tuned in a process of its own (`side_by_side`), then the logits the run asks of it next."""
     member, _ = _fine_tune_teacher(splits, member_dir, config, seed, None, _teacher_key(splits, config, seed))
     teacher_lib.logits(member, splits.labelled_texts, cache_dir=member_dir, verbose=False)
-    if label_next:
-        runtime, texts = label_next
-        runtime = teacher_lib.checked_runtime(member, splits.dev_texts, runtime, member_dir)["runtime"]
-        for part in texts:
-            teacher_lib.logits(member, part, cache_dir=member_dir, runtime=runtime)
+    if labelling_runtime == teacher_lib.LITERT_INT8:
+        teacher_lib.logits(member, splits.dev_texts, cache_dir=member_dir, verbose=False, runtime=labelling_runtime)
 
 
 def teacher_is_trained(splits, teacher_dir, config, seed):
@@ -242,19 +238,12 @@ def transfer_targets(teacher, teacher_dir, splits, distill_config, runtime="auto
 
 
 def _cut_pool(splits, targets, size, seed):
-    rows = _pool_rows(len(splits.unlabelled_texts), size, seed)
-    if rows is None:
+    if not size or size >= len(splits.unlabelled_texts):
         return splits, targets
+    rows = np.sort(np.random.default_rng(seed).choice(len(splits.unlabelled_texts), size, replace=False))
     print(f"[data] distilling from {size:,} of the {len(splits.unlabelled_texts):,} unlabelled texts", flush=True)
     cut = dict(targets, unlabelled=targets["unlabelled"][rows])
     return dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[rows]), cut
-
-
-def _pool_rows(pool, size, seed):
-    """The pool's rows kept for distillation (a seeded sample of `size`), or None to keep them all."""
-    if not size or size >= pool:
-        return None
-    return np.sort(np.random.default_rng(seed).choice(pool, size, replace=False))
 
 
 def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config, runtime=teacher_lib.TENSORFLOW):
@@ -264,44 +253,21 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config, 
     `distill_config.augment_to` texts (`augment.auto_size` for "auto"); the teacher labels
     them through `runtime`, cached like any text.
     """
-    extra = _copies(splits, distill_config, verbose=True)
+    texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
+    median = augment.median_words(texts)
+    size = augment.target_size(distill_config.augment_to, len(texts), median)
+    if distill_config.augment_to == AUTO:
+        print(f"[augment] auto: {len(texts):,} transfer texts of median {median:.0f} words -> "
+              + (f"grown to {size:,}" if size > len(texts) else "no copies"), flush=True)
+    copies = -(-size // max(len(texts), 1)) - 1
+    extra = augment.augment_texts(texts, copies, seed=distill_config.seed)
     if not extra:
         return splits, targets
-    print(f"[augment] teacher logits for {len(extra):,} perturbed copies of "
-          f"{len(splits.labelled_texts) + len(splits.unlabelled_texts):,} transfer texts", flush=True)
+    print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)
     extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir, runtime=runtime)
     unlabelled = np.concatenate([splits.unlabelled_texts, np.asarray(extra, dtype=object)])
     grown = dict(targets, unlabelled=np.concatenate([targets["unlabelled"], extra_logits]))
     return dataclasses.replace(splits, unlabelled_texts=unlabelled), grown
-
-
-def _copies(splits, distill_config, verbose=False):
-    """The perturbed copies of the transfer texts (labelled rows and pool) that `distill_config` asks for."""
-    texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
-    median = augment.median_words(texts)
-    size = augment.target_size(distill_config.augment_to, len(texts), median)
-    if verbose and distill_config.augment_to == AUTO:
-        print(f"[augment] auto: {len(texts):,} transfer texts of median {median:.0f} words -> "
-              + (f"grown to {size:,}" if size > len(texts) else "no copies"), flush=True)
-    copies = -(-size // max(len(texts), 1)) - 1
-    return augment.augment_texts(texts, copies, seed=distill_config.seed)
-
-
-def members_label_next(splits, teacher_dir, teacher_config, seed, distill_config, teacher_runtime):
-    """`train_teacher`'s `label_next` for a run that labels the transfer set of `distill_config` next, where its
-    members will train side by side (else None): each labels it as it finishes, while the others still train."""
-    trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
-    if trained or not side_by_side.wanted(None, teacher_config.ensemble):
-        return None
-    return teacher_runtime, transfer_texts(splits, distill_config)
-
-
-def transfer_texts(splits, distill_config):
-    """Every text `transfer_targets` has the teacher label besides dev and the labelled rows: the whole pool, then
-    the perturbed copies of the transfer set it keeps."""
-    rows = _pool_rows(len(splits.unlabelled_texts), distill_config.transfer_pool, distill_config.seed)
-    kept = splits if rows is None else dataclasses.replace(splits, unlabelled_texts=splits.unlabelled_texts[rows])
-    return [list(splits.unlabelled_texts), _copies(kept, distill_config)]
 
 
 def distill_student(teacher, targets, splits, student_dir, student_config, distill_config):
@@ -461,9 +427,7 @@ def run_all(
         pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)), runtime=runtime,
         side_by_side=side_by_side.wanted(None, teacher_config.ensemble),
     ))
-    teacher, teacher_metrics = train_teacher(
-        splits, teacher_dir, teacher_config, seed,
-        label_next=members_label_next(splits, teacher_dir, teacher_config, seed, distill_config, teacher_runtime))
+    teacher, teacher_metrics = train_teacher(splits, teacher_dir, teacher_config, seed, labelling_runtime=runtime)
     clock.done("teacher")
     transfer_splits, targets = transfer_targets(teacher, teacher_dir, splits, distill_config, teacher_runtime)
     clock.done("labelling")
