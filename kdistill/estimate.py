@@ -71,7 +71,7 @@ def probe(teacher, texts, seed=0, batch_size=64):
     texts = np.asarray(texts, dtype=object)
     sample = texts[np.random.default_rng(seed).choice(len(texts), min(PROBE_TEXTS, len(texts)), replace=False)]
     lengths = teacher_lib.tokenize(teacher, sample)["padding_mask"].sum(axis=1)
-    widths = np.ceil(np.maximum(lengths, 1) / teacher_lib.LENGTH_STEP) * teacher_lib.LENGTH_STEP
+    widths = np.maximum(lengths, 1)  # inference batches are cut to their longest text
     forward = teacher_lib.one_graph_forward(teacher)
 
     def seconds(width):
