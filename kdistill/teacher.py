@@ -37,9 +37,10 @@ MODEL_FILE = "teacher.keras"
 # An ensemble's folder holds this instead of a model: its members' folders, relative to it.
 ENSEMBLE_FILE = "ensemble.json"
 LOGITS_DIR = "logits"
-# Training batches mix texts within bands of this many pieces. Every batch is cut to its longest text: on SST-2's
-# pool the int8 LiteRT teacher read 1.25x and the float32 one 1.2x more texts per second than at widths rounded up
-# to a multiple of 8, with the same dev labels (2026-12-06); the graphs take any width without tracing again.
+# Training batches mix texts within bands of this many pieces and are cut to a multiple of it. Inference batches,
+# sorted by length, are cut to their longest text: on SST-2's pool the int8 LiteRT teacher read 1.25x and the
+# float32 one 1.2x more texts per second than at widths rounded up to 8, with the same dev labels (2026-12-06);
+# `one_graph_forward` takes any width without tracing again.
 LENGTH_STEP = 8
 # How the teacher runs over texts: the Keras model itself (float32, any device), or its dynamic-range int8
 # LiteRT form (`export.bert.litert_labeller`), more than twice as fast on a CPU with a measured cost in
@@ -507,8 +508,9 @@ def _bucketed_batches(features, batch_size, rng, labels=None):
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if rng is not None:
         rng.shuffle(batches)
+    step = LENGTH_STEP if rng is not None else 1
     for index in batches:
-        width = int(max(lengths[index].max(), 1))
+        width = int(np.ceil(max(lengths[index].max(), 1) / step) * step)
         batch = {key: value[index, :width] for key, value in features.items()}
         yield (batch, labels[index]) if labels is not None else (index, batch)
 
