@@ -18,8 +18,10 @@ forward = litert_labeller(teacher, "runs/demo/teacher/labeller.tflite")  # token
 The labeller: on a CPU, the teacher labels the transfer set as a dynamic-range int8
 LiteRT model (int8 weights, one scale per output channel; activations quantised per
 call), which ai-edge-quantizer writes from the float32 export. On the 2-core machine,
-SST-2 texts in length-bucketed batches of 32 took 1.1-1.5 ms each against 2.7-3.2 ms in
-TensorFlow float32, and gave the float32 teacher's label on 99.66% of SST-2 dev (2026-12-06).
+SST-2 pool texts in length-bucketed batches of 32, tokenization included, took 0.72-0.89 ms each
+against 2.1-2.2 ms in TensorFlow float32 (the three members of `make demo`'s teacher,
+`scripts/labelling_speed.py`), and gave the float32 teacher's label on 99.66-99.77% of SST-2 dev
+(2026-12-06).
 The converter's own dynamic-range mode was faster (1.1 ms) but less faithful (99.43%).
 Each run measures its labeller's agreement on its own dev set (`pipeline.label`).
 """

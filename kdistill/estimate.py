@@ -29,10 +29,9 @@ import numpy as np
 from kdistill import augment
 
 # Measured on the 2-core machine, as multiples of the teacher's forward pass per text (`probe`). One text of a
-# fine-tuning step costs forward, backward and AdamW: CLINC150's cell of the validation benchmark spent 27.4 ms
-# per text and epoch fine-tuning its three teachers and 3.7 ms per text labelling (7.4x), SST-2's demo about
-# 100 s per teacher against 2.65 ms per text labelled (7.5x, with the overhead below).
-FINE_TUNE_PER_TEXT = 7.5
+# fine-tuning step costs forward, backward and AdamW: SST-2's demo fine-tuned each teacher in about 106 s on both
+# cores, one after another, against a probe of 2.1 ms per text (8.5x, with the overhead below; 2026-12-06).
+FINE_TUNE_PER_TEXT = 8.5
 # Loading, saving and reloading one fine-tuned teacher, and its dev logits, in seconds.
 TEACHER_OVERHEAD_S = 12.0
 # The student's training cost per transfer row and epoch: 0.30 of a forward pass in that CLINC150 cell, about
@@ -43,16 +42,18 @@ STUDENT_ROW = 0.2
 LABELS_ONLY_EPOCHS = 14
 # Export: conversion, quantisation and the two parity checks (seconds), and what each dev row adds to them
 # (as multiples of the forward pass).
-EXPORT_S = 20.0
+EXPORT_S = 6.0
 EXPORT_PER_DEV_ROW = 2.0
-# The int8 LiteRT labeller (`teacher.LITERT_INT8`): its time per text as a share of the float32 forward pass
-# (SST-2, 2-core machine: 1.1 to 1.5 ms against 2.7 to 3.2, export/bert.py), and the seconds it takes to write one
-# teacher's (conversion and quantisation) and to label dev a second time, for the agreement each run reports.
-LITERT_INT8_SHARE = 0.45
+# The int8 LiteRT labeller (`teacher.LITERT_INT8`): its time per text as a share of the probe's float32 forward
+# pass (SST-2's demo: 222 and 234 s for three teachers and 134,000 texts, probes of 2.1 and 2.4 ms; 2026-12-06),
+# and the seconds it takes to write one teacher's (conversion and quantisation) and to label dev a second time,
+# for the agreement each run reports.
+LITERT_INT8_SHARE = 0.25
 LABELLER_WRITE_S = 15.0
-# Members fine-tuned side by side on a CPU (`side_by_side`): the stage's time as a share of training them one after
-# another, and the seconds each extra process takes to start.
-SIDE_BY_SIDE_SHARE = 0.65
+# Members fine-tuned side by side on a CPU (`side_by_side`), writing their int8 labellers there too: the stage's time
+# as a share of training them one after another (SST-2's demo: 234 and 246 s against 318 s), and the seconds the
+# processes take to start.
+SIDE_BY_SIDE_SHARE = 0.74
 SIDE_BY_SIDE_START_S = 10.0
 STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
 PROBE_TEXTS = 2048
@@ -120,20 +121,23 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
         teacher = SIDE_BY_SIDE_SHARE * teacher + SIDE_BY_SIDE_START_S
     return {
         "teacher": 0.0 if teacher_trained else teacher,
-        "labelling": 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime),
+        "labelling": 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime,
+                                                                    prepared=side_by_side and not teacher_trained),
         "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
         "distillation": (distill_config.epochs * transfer + distill_config.fine_tune_epochs * labelled) * student_row,
         "export": EXPORT_S + EXPORT_PER_DEV_ROW * len(splits.dev_texts) * forward,
     }
 
 
-def _labelling(transfer, dev, forward, runtime):
-    """One teacher's seconds labelling `transfer` texts and `dev` through `runtime`."""
+def _labelling(transfer, dev, forward, runtime, prepared=False):
+    """One teacher's seconds labelling `transfer` texts and `dev` through `runtime`; `prepared` when its int8
+    labeller and that labeller's dev logits were written while it trained (side by side)."""
     from kdistill import teacher as teacher_lib
 
     if runtime == teacher_lib.TENSORFLOW:
         return (transfer + dev) * forward
-    return LABELLER_WRITE_S + dev * forward + (transfer + dev) * LITERT_INT8_SHARE * forward
+    preparing = 0.0 if prepared else LABELLER_WRITE_S + dev * (1 + LITERT_INT8_SHARE) * forward
+    return preparing + transfer * LITERT_INT8_SHARE * forward
 
 
 @dataclasses.dataclass
