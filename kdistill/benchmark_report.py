@@ -473,7 +473,8 @@ def _cost_markdown(cost):
 
 # How `cost.throughput` names what it timed, as the table shows it.
 THROUGHPUT_ROWS = (
-    ("teacher labelling: float32 TensorFlow, batch 64, length buckets (before)", "teacher_labelling", "tensorflow"),
+    ("teacher labelling: float32 TensorFlow, batch 64, length buckets (on a GPU, or `--teacher_runtime=tensorflow`)",
+     "teacher_labelling", "tensorflow"),
     ("teacher labelling: int8 LiteRT, batch 32, length buckets (`--teacher_runtime=auto` on a CPU)",
      "teacher_labelling", "litert-int8"),
     ("student, bulk (`apps.predict --input_file`): float32 LiteRT, batch 64, any length", "student_bulk", None),
