@@ -35,8 +35,8 @@ def cpus():
 
 def wanted(strategy, count):
     """Whether `count` independent jobs should run side by side here: more than one, on a CPU of more than
-    one core, with no device strategy."""
-    if strategy is not None or count < 2 or cpus() < 2:
+    one core, with no strategy of several replicas."""
+    if count < 2 or cpus() < 2 or (strategy is not None and strategy.num_replicas_in_sync > 1):
         return False
     import tensorflow as tf
 

@@ -176,10 +176,10 @@ def test_every_registered_recipe_and_ablation_names_real_fields():
 
 
 @pytest.mark.slow  # two more MiniLM fine-tunes (about a minute)
-def test_an_ensemble_teacher_trains_its_members_side_by_side_and_distils_as_one(small_sst2, tmp_path, capsys):
+def test_an_ensemble_teacher_trains_its_members_side_by_side_and_distils_as_one(small_sst2, tmp_path):
     flags = [f"--dataset={small_sst2}", *SMALL_LABELS, f"--out_dir={tmp_path}"]
-    run_in_process("apps.train_teacher", *flags, *SMALL_TEACHER, "--teacher_ensemble=2")
-    assert "[teacher] fine-tuning members 1, 2 side by side" in capsys.readouterr().out
+    result = run_in_process("apps.train_teacher", *flags, *SMALL_TEACHER, "--teacher_ensemble=2")
+    assert "[teacher] fine-tuning members 1, 2 side by side" in result.stdout
     teacher_dir = tmp_path / "teacher"
     metrics = read(teacher_dir / "metrics.json")
     members = [read(teacher_dir / f"member-{k}" / "metrics.json") for k in range(2)]

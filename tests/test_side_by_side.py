@@ -4,6 +4,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import pytest
 
@@ -73,3 +74,10 @@ def _alive(pid):
             return f.read().split(") ")[-1][0] != "Z"  # a zombie has ended; nobody reaps it here
     except FileNotFoundError:
         return False
+
+
+def test_only_a_strategy_of_several_replicas_keeps_the_jobs_one_after_another():
+    one_replica, two_replicas = (types.SimpleNamespace(num_replicas_in_sync=n) for n in (1, 2))
+    assert side_by_side.wanted(one_replica, 3) == side_by_side.wanted(None, 3)  # apps' default strategy
+    assert not side_by_side.wanted(two_replicas, 3)
+    assert not side_by_side.wanted(None, 1)
