@@ -39,7 +39,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from kdistill.tokenizer import PAD, UNK, StudentTokenizer
+from kdistill.tokenizer import PAD, UNK, StudentTokenizer, bert_single_segment
 
 TEXT_INPUT = "texts"
 IDS_INPUT = "token_ids"
@@ -218,12 +218,4 @@ def bert_inputs(ids, pieces):
     What the client builds: `[CLS]` + the pieces + `[SEP]`, zero-padded to length + 2,
     mask 1 on those tokens, segment ids 0. Returns int32 arrays `(ids, mask, segment_ids)`.
     """
-    ids = np.asarray(ids, np.int32)
-    rows, length = ids.shape
-    lengths = np.sum(ids != 0, axis=1)  # id 0 is [PAD], never a piece
-    out = np.zeros((rows, length + 2), np.int32)
-    out[:, 0] = pieces.index(CLS)
-    out[:, 1 : 1 + length] = ids
-    out[np.arange(rows), 1 + lengths] = pieces.index(SEP)
-    mask = (np.arange(length + 2)[None, :] < (lengths + 2)[:, None]).astype(np.int32)
-    return out, mask, np.zeros_like(out)
+    return bert_single_segment(ids, pieces.index(CLS), pieces.index(SEP))

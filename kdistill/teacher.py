@@ -29,7 +29,7 @@ from absl import logging
 
 from kdistill import checkpoint, io, keys, progress, report
 from kdistill.errors import KdistillError
-from kdistill.tokenizer import StudentTokenizer
+from kdistill.tokenizer import StudentTokenizer, bert_single_segment
 from kdistill.teacher_model import MeanPooledBertClassifier, TeacherEnsemble, mixture_logits
 
 OFFLINE_TEACHER = "minilm"
@@ -466,30 +466,19 @@ def _fast_tokenizer(teacher):
         _FAST_TOKENIZERS[teacher] = None
         tokenizer = teacher.preprocessor.tokenizer
         try:
-            special = (tokenizer.cls_token_id, tokenizer.sep_token_id, tokenizer.pad_token_id)
+            cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
             pieces = StudentTokenizer(tokenizer.get_vocabulary(), lowercase=tokenizer.lowercase).full_ids
-        except (AttributeError, ValueError):  # not a WordPiece tokenizer with [CLS]/[SEP]/[PAD]
+        except (AttributeError, ValueError):  # not a WordPiece tokenizer with [CLS] and [SEP] and [PAD] first
             return None
 
         def features(teacher, texts):
-            return _wordpiece_features(pieces(texts), teacher.preprocessor.sequence_length, *special)
+            ids = pieces(texts).to_tensor(0, shape=[len(texts), teacher.preprocessor.sequence_length - 2]).numpy()
+            return dict(zip(FEATURES, bert_single_segment(ids, cls_id, sep_id)))
 
         probe = list(_FAST_PATH_PROBE)
         if all((features(teacher, probe)[key] == _preprocessor_features(teacher, probe)[key]).all() for key in FEATURES):
             _FAST_TOKENIZERS[teacher] = features
     return _FAST_TOKENIZERS[teacher]
-
-
-def _wordpiece_features(pieces, length, cls_id, sep_id, pad_id):
-    """BERT's single-segment features from ragged WordPiece ids: `[CLS] pieces [SEP]`, cut and padded to `length`."""
-    count = np.minimum(pieces.row_lengths().numpy(), length - 2)
-    rows = len(count)
-    token_ids = np.full((rows, length), pad_id, np.int32)
-    token_ids[:, 0] = cls_id
-    token_ids[:, 1 : length - 1] = pieces.to_tensor(pad_id, shape=[rows, length - 2]).numpy()
-    token_ids[np.arange(rows), count + 1] = sep_id
-    padding_mask = (np.arange(length)[None, :] < (count + 2)[:, None]).astype(np.int32)
-    return {"token_ids": token_ids, "padding_mask": padding_mask, "segment_ids": np.zeros((rows, length), np.int32)}
 
 
 def _bucketed_batches(features, batch_size, rng, labels=None):

@@ -129,6 +129,20 @@ class StudentTokenizer(keras.layers.Layer):
         return config
 
 
+def bert_single_segment(ids, cls_id, sep_id):
+    """0-padded piece ids `(rows, length)` -> BERT's single-segment inputs, two places longer: `[CLS]` + the
+    pieces + `[SEP]` zero-padded, the mask of those tokens, and segment ids 0 (int32 arrays)."""
+    ids = np.asarray(ids, np.int32)
+    rows, length = ids.shape
+    lengths = np.sum(ids != 0, axis=1)  # id 0 is [PAD], never a piece
+    out = np.zeros((rows, length + 2), np.int32)
+    out[:, 0] = cls_id
+    out[:, 1 : 1 + length] = ids
+    out[np.arange(rows), 1 + lengths] = sep_id
+    mask = (np.arange(length + 2)[None, :] < (lengths + 2)[:, None]).astype(np.int32)
+    return out, mask, np.zeros_like(out)
+
+
 def _remap_table(full_size, kept_ids, unk_id):
     """Full-vocabulary id -> student id; dropped pieces go to the student's `[UNK]`."""
     if kept_ids is None:
