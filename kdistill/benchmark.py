@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from kdistill import ablations, augment, config, cost as cost_lib, io, keys, pipeline, teacher as teacher_lib
+from kdistill import ablations, augment, config, cost as cost_lib, data, io, keys, pipeline, teacher as teacher_lib
 from kdistill.errors import KdistillError
 
 
@@ -111,12 +111,13 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
 
 
 def cell_key(dataset, num_labels, seed, configs):
-    """What a cell's row depends on: its data, configs and the rules that derive settings from the data."""
+    """What a cell's row depends on: its data (the content, not where it lives), configs and the rules that derive
+    settings from the data."""
     # The rules are code, not config fields: their constants join the key.
     rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
              teacher_lib.labelling_runtime(configs.teacher_runtime), teacher_lib.MIN_LABELLER_AGREEMENT)
-    return keys.of(dataset, num_labels, seed, configs.max_unlabelled, configs.validation_rows, configs.teacher,
-                   configs.student, dataclasses.replace(configs.distill, seed=seed), rules)
+    return keys.of(data.identity(dataset), num_labels, seed, configs.max_unlabelled, configs.validation_rows,
+                   configs.teacher, configs.student, dataclasses.replace(configs.distill, seed=seed), rules)
 
 
 def restore_cells(results_path, run_dir):

@@ -26,6 +26,7 @@ print(len(splits.labelled_texts), len(splits.unlabelled_texts), splits.class_nam
 import codecs
 import csv
 import dataclasses
+import hashlib
 import itertools
 import json
 import os
@@ -304,6 +305,27 @@ def _read_spec(spec, seed, encoding="utf-8"):
     raise KdistillError(
         f"{spec}: no such file or folder; give a local path or a tfds name like tfds:glue/sst2"
     )
+
+
+def identity(spec):
+    """What `spec` reads, wherever it lives: a tfds name, or the content of the local files `load` reads (a
+    folder's train, dev and classes files; a single file). Caches key a dataset by this, so a copy of the data
+    at another path (another machine, another checkout) is the same dataset and an edited file is not."""
+    if spec.startswith("tfds:"):
+        return spec
+    if os.path.isdir(spec):
+        paths = [_find_file(spec, ("train",)), _find_file(spec, DEV_NAMES), os.path.join(spec, "classes.txt")]
+    else:
+        paths = [spec]
+    digest = hashlib.sha256()
+    for path in paths:
+        if path and os.path.isfile(path):
+            digest.update(os.path.basename(path).encode("utf-8") + b"\0")
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\1")
+    return "sha256:" + digest.hexdigest()
 
 
 def _find_file(folder, stems):

@@ -358,10 +358,22 @@ def predictor(teacher, batch_size=64, strategy=None, runtime=TENSORFLOW, cache_d
 
 
 def _labeller_path(teacher, cache_dir):
+    folder = os.path.join(cache_dir, LOGITS_DIR) if cache_dir else _scratch_folder()
+    return os.path.join(folder, f"labeller-{fingerprint(teacher, [], LITERT_INT8)}.tflite")
+
+
+_SCRATCH = []
+
+
+def _scratch_folder():
+    """One temporary folder per process for the int8 models of teachers without a cache folder: a teacher asked
+    for logits again reuses its model (keyed by its weights) instead of converting it again, and the folder
+    goes when the process ends (each conversion left 57 MB behind before)."""
     import tempfile
 
-    folder = os.path.join(cache_dir, LOGITS_DIR) if cache_dir else tempfile.mkdtemp(prefix="kdistill-labeller-")
-    return os.path.join(folder, f"labeller-{fingerprint(teacher, [], LITERT_INT8)}.tflite")
+    if not _SCRATCH:
+        _SCRATCH.append(tempfile.TemporaryDirectory(prefix="kdistill-labeller-"))  # removed at exit
+    return _SCRATCH[0].name
 
 
 # Each teacher's traced forward pass: tracing MiniLM takes about a second, more than labelling a few hundred short

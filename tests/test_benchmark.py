@@ -99,6 +99,13 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     changed = dataclasses.replace(SMALL, distill=dataclasses.replace(SMALL.distill, epochs=2))
     cell_json = fresh / task / f"n{num_labels}_seed{seed}" / "cell.json"
     assert io.read_json(str(cell_json))["key"] == row["key"] != benchmark.cell_key(small_sst2, num_labels, seed, changed)
+    # Another machine keeps the data at another path: the same files give the same key, an edited file another.
+    moved = small_cell / "the_same_data_elsewhere"
+    shutil.copytree(small_sst2, moved)
+    assert benchmark.cell_key(str(moved), num_labels, seed, SMALL) == row["key"]
+    with open(moved / "dev.tsv", "a") as f:
+        f.write("one more sentence\t1\n")
+    assert benchmark.cell_key(str(moved), num_labels, seed, SMALL) != row["key"]
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)
@@ -227,6 +234,19 @@ def test_ablation_overrides_change_one_field():
         ablations.override(TINY, {"alpah": 0.5})
     for overrides in ablations.ABLATIONS.values():
         ablations.override(TINY, {k: v for k, v in overrides.items() if k not in ("num_labels", "task")})
+
+
+def test_every_task_is_held_to_the_gap_and_gain_bars_and_clinc150_to_five_points():
+    rows = [_row("mpqa", 1000, 0, 0.88, 0.80, 0.87), _row("mpqa", 1000, 1, 0.90, 0.80, 0.885),  # gap 1.25: met
+            _row("clinc150", 1000, 0, 0.89, 0.80, 0.87), _row("clinc150", 1000, 1, 0.89, 0.82, 0.875),  # gain 6.0
+            _row("subj", 1000, 0, 0.93, 0.92, 0.915)]  # gap 1.5, but below labels-only
+    goals = {line.split(" | ")[0]: line for line in benchmark_report.goals_table({"quality": rows})}
+    assert goals["| mpqa N=1000: mean gap <= 2.0 points, student above labels-only"].endswith(
+        "| gap 1.25 (-1.93 to 4.43), gain +7.75 (-1.78 to 17.28) (2 seeds) | yes |")
+    clinc = goals["| clinc150 N=1000: mean gap <= 2.0 points, student above labels-only by 5 points or more"]
+    assert clinc.startswith("| clinc150") and "gap 1.75" in clinc and clinc.endswith("| yes |")
+    assert goals["| subj N=1000: mean gap <= 2.0 points, student above labels-only"].endswith(
+        "| gap 1.50, gain -0.50 (1 seed) | **no** |")
 
 
 def test_a_missed_speed_goal_names_the_ablation_students_that_meet_it(test_registry):

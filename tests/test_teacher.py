@@ -103,6 +103,21 @@ def test_int8_litert_labeller_agrees_with_the_float32_teacher_and_caches_apart(t
     assert len([f for f in os.listdir(os.path.join(teacher_dir, "logits")) if f.endswith(".tflite")]) == 1
 
 
+def test_a_teacher_without_a_cache_folder_converts_its_labeller_once_and_leaves_nothing_behind(teacher):
+    import subprocess
+    import sys
+
+    # Same weights, same file: a second call reuses the model instead of converting it again.
+    path = teacher_lib._labeller_path(teacher, None)
+    assert path == teacher_lib._labeller_path(teacher, None)
+    script = ("from kdistill import teacher; import os; folder = teacher._scratch_folder(); "
+              "open(os.path.join(folder, 'labeller-x.tflite'), 'w').write('x'); print(folder)")
+    done = subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True)
+    folder = done.stdout.split()[-1]
+    assert os.path.basename(folder).startswith("kdistill-labeller-")
+    assert not os.path.exists(folder)  # gone with its process
+
+
 def test_auto_labelling_sets_a_labeller_aside_that_agrees_too_rarely_on_dev(teacher, teacher_dir, transfer_logits,
                                                                            sst2_splits, monkeypatch):
     from kdistill import pipeline
