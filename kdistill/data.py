@@ -26,13 +26,13 @@ print(len(splits.labelled_texts), len(splits.unlabelled_texts), splits.class_nam
 import codecs
 import csv
 import dataclasses
-import hashlib
 import itertools
 import json
 import os
 
 import numpy as np
 
+from kdistill import keys
 from kdistill.errors import KdistillError
 
 TEXT_COLUMNS = ("sentence", "text", "content", "review", "document", "description", "title")
@@ -317,15 +317,14 @@ def identity(spec):
         paths = [_find_file(spec, ("train",)), _find_file(spec, DEV_NAMES), os.path.join(spec, "classes.txt")]
     else:
         paths = [spec]
-    digest = hashlib.sha256()
+    digest = keys.Digest()
     for path in paths:
         if path and os.path.isfile(path):
-            digest.update(os.path.basename(path).encode("utf-8") + b"\0")
+            digest.update(os.path.basename(path))
             with open(path, "rb") as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     digest.update(block)
-            digest.update(b"\1")
-    return "sha256:" + digest.hexdigest()
+    return digest.hexdigest()
 
 
 def _find_file(folder, stems):
