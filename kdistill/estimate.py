@@ -28,10 +28,13 @@ import numpy as np
 
 from kdistill import augment
 
-# Measured on the 2-core machine, as multiples of the teacher's forward pass per text (`probe`). One text of a
-# fine-tuning step costs forward, backward and AdamW: SST-2's demo fine-tuned each teacher in about 106 s on both
-# cores, one after another, against a probe of 2.1 ms per text (8.5x, with the overhead below; 2026-12-06).
-FINE_TUNE_PER_TEXT = 8.5
+# A fine-tuning step on the 2-core machine: a floor in seconds (the optimizer's update of 22.7M weights and the
+# step's fixed work, whatever the texts' length) plus, per text of the batch, a multiple of the teacher's forward
+# pass (`probe`): forward, backward and the attention's share. Fitted on two demos' teacher stages, members side by
+# side, 315 steps each (2026-12-06): SST-2 (probe 2.1 ms) 252 s, 0.31 s a step; MPQA's 3-word phrases (probe
+# 0.82 ms) 204 s, 0.24 s a step. A per-text multiple alone (8.5, fitted on SST-2) put MPQA's at 114 s.
+FINE_TUNE_STEP_S = 0.2
+FINE_TUNE_PER_TEXT = 3.0
 # Loading, saving and reloading one fine-tuned teacher, and its dev logits, in seconds.
 TEACHER_OVERHEAD_S = 12.0
 # The student's training cost per transfer row and epoch: 0.30 of a forward pass in that CLINC150 cell, about
@@ -114,7 +117,9 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
     members = teacher_config.ensemble
     labelled = len(splits.labelled_texts)
     transfer = transfer_size(splits, distill_config)
-    fine_tune = teacher_config.epochs_for(labelled, splits.num_classes) * labelled * FINE_TUNE_PER_TEXT * forward + TEACHER_OVERHEAD_S
+    steps = teacher_config.epochs_for(labelled, splits.num_classes) * -(-labelled // teacher_config.batch_size)
+    step = FINE_TUNE_STEP_S + min(teacher_config.batch_size, labelled) * FINE_TUNE_PER_TEXT * forward
+    fine_tune = steps * step + TEACHER_OVERHEAD_S
     student_row = STUDENT_ROW * forward
     teacher = members * fine_tune
     if side_by_side:

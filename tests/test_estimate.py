@@ -39,6 +39,18 @@ def test_the_plan_prices_each_stage_by_its_work(splits):
     assert slow["distillation"] == pytest.approx(2 * seconds["distillation"])
 
 
+def test_a_fine_tuning_step_costs_at_least_its_floor_however_short_the_texts(splits):
+    # MPQA's 3-word phrases probe at about a third of SST-2's forward time, yet their teachers took 204 s against
+    # SST-2's 252 s: a step has a cost that does not shrink with the text.
+    teacher, _, distill = config.recipe()
+    one = dataclasses.replace(teacher, ensemble=1)
+    steps = one.epochs_for(1000, 2) * 63
+    phrases = estimate.plan(splits, one, distill, ms_per_text=0.82)["teacher"]
+    sentences = estimate.plan(splits, one, distill, ms_per_text=2.1)["teacher"]
+    assert phrases >= steps * estimate.FINE_TUNE_STEP_S + estimate.TEACHER_OVERHEAD_S
+    assert phrases / sentences == pytest.approx(204 / 252, abs=0.1)
+
+
 def test_the_clock_scales_what_is_left_by_how_far_the_finished_stages_were_off(capsys, monkeypatch):
     now = [1000.0]
     monkeypatch.setattr(estimate.time, "time", lambda: now[0])
