@@ -62,6 +62,11 @@ ABLATIONS = {
     "vocabulary_all_subj": {"vocabulary_size": 0, "task": "subj"},
     "vocabulary_all_sst5": {"vocabulary_size": 0, "task": "sst5"},
     "vocabulary_all_cr": {"vocabulary_size": 0, "task": "cr"},
+    # The same, with every whole word of that vocabulary labelled by the teacher as a text of its own.
+    "vocabulary_words_mpqa": {"vocabulary_size": 0, "vocabulary_words": True, "task": "mpqa"},
+    "vocabulary_words_subj": {"vocabulary_size": 0, "vocabulary_words": True, "task": "subj"},
+    "vocabulary_words_sst5": {"vocabulary_size": 0, "vocabulary_words": True, "task": "sst5"},
+    "vocabulary_words_cr": {"vocabulary_size": 0, "vocabulary_words": True, "task": "cr"},
     # Issue #29: more copies than the auto rule's 60,000 for the smallest pools.
     "copies_134k_cr": {"augment_to": 134_000, "task": "cr"},
     "copies_134k_mpqa": {"augment_to": 134_000, "task": "mpqa"},

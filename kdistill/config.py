@@ -123,6 +123,10 @@ class DistillConfig:
     augment_to: str = option(AUTO, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
                              "transfer set holds this many texts (0 = none). auto: short texts (median up to "
                              "20 words) are grown to 60,000 texts, or doubled up to 134,000; longer ones get none.")
+    # Issue #29, measured on validation rows (docs/validation): off until it is measured on dev.
+    vocabulary_words: bool = option(False, "Add every whole word of the teacher's vocabulary to the transfer set as "
+                                    "a text of its own, labelled by the teacher (with --vocabulary_size=0, the "
+                                    "student learns words its pool never shows).")
     seed: int = 0  # set by the data flag --seed, which also seeds the labelled sample
     # After distillation, cross-entropy on the gold labels alone (Ye et al. 2021): part of the best recipe on
     # both tasks, measured at these settings (docs/appendix/gap).

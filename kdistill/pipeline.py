@@ -261,9 +261,16 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config, 
               + (f"grown to {size:,}" if size > len(texts) else "no copies"), flush=True)
     copies = -(-size // max(len(texts), 1)) - 1
     extra = augment.augment_texts(texts, copies, seed=distill_config.seed)
+    if extra:
+        print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts",
+              flush=True)
+    if distill_config.vocabulary_words:
+        words = augment.vocabulary_words(teacher.preprocessor.tokenizer.get_vocabulary(), exclude={*texts, *extra})
+        print(f"[augment] teacher logits for {len(words):,} words of its vocabulary, each a text of its own",
+              flush=True)
+        extra += words
     if not extra:
         return splits, targets
-    print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts", flush=True)
     extra_logits = teacher_lib.logits(teacher, extra, cache_dir=teacher_dir, runtime=runtime)
     unlabelled = np.concatenate([splits.unlabelled_texts, np.asarray(extra, dtype=object)])
     grown = dict(targets, unlabelled=np.concatenate([targets["unlabelled"], extra_logits]))
