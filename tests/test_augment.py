@@ -83,3 +83,28 @@ def test_pipeline_grows_the_transfer_set_with_teacher_logits(teacher, teacher_di
     )
     unchanged = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, DistillConfig(augment_to=0))
     assert unchanged[0] is splits and unchanged[1] is logits
+
+
+def test_vocabulary_words_are_the_teachers_whole_words_left_out_of_the_texts(teacher):
+    vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
+    words = augment.vocabulary_words(vocabulary, exclude={"the", "film"})
+    assert "movie" in words and "excellent" in words
+    assert "the" not in words and "film" not in words
+    assert not any(w.startswith("##") or w in ("[CLS]", "[UNK]", "[unused0]", "!", "1996") for w in words)
+    assert 20_000 < len(words) < len(vocabulary)
+
+
+def test_pipeline_adds_the_vocabulary_words_with_teacher_logits(teacher, teacher_dir, sst2_splits, transfer_logits,
+                                                                monkeypatch):
+    splits = dataclasses.replace(sst2_splits, unlabelled_texts=sst2_splits.unlabelled_texts[:200])
+    logits = dict(transfer_logits, unlabelled=transfer_logits["unlabelled"][:200])
+    # Labelling all 22k words takes a minute here: the first 64 the real rule keeps stand for them.
+    vocabulary_words = augment.vocabulary_words
+    monkeypatch.setattr(augment, "vocabulary_words", lambda *args, **kwargs: vocabulary_words(*args, **kwargs)[:64])
+    config = DistillConfig(augment_to=0, vocabulary_words=True)
+    grown, grown_logits = pipeline.augment_transfer_set(teacher, teacher_dir, splits, logits, config)
+    words = list(grown.unlabelled_texts[200:])
+    assert words == vocabulary_words(teacher.preprocessor.tokenizer.get_vocabulary(),
+                                     exclude=np.concatenate([splits.labelled_texts, splits.unlabelled_texts]))[:64]
+    np.testing.assert_allclose(grown_logits["unlabelled"][200:], teacher_lib.logits(teacher, words, verbose=False),
+                               atol=1e-4)
