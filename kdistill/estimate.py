@@ -58,6 +58,8 @@ LABELLER_WRITE_S = 15.0
 # processes take to start.
 SIDE_BY_SIDE_SHARE = 0.74
 SIDE_BY_SIDE_START_S = 10.0
+# `augment.vocabulary_words` of a BERT uncased vocabulary (MiniLM's): 22,617, less those already in the texts.
+VOCABULARY_WORDS = 22_000
 STAGES = ("teacher", "labelling", "labels_only", "distillation", "export")
 PROBE_TEXTS = 2048
 
@@ -104,7 +106,8 @@ def transfer_size(splits, distill_config):
         pool = min(pool, distill_config.transfer_pool)
     texts = pool + len(splits.labelled_texts)
     median = augment.median_words(np.concatenate([splits.labelled_texts, splits.unlabelled_texts]))
-    return max(texts, augment.target_size(distill_config.augment_to, texts, median))
+    words = VOCABULARY_WORDS if distill_config.vocabulary_words else 0
+    return max(texts, augment.target_size(distill_config.augment_to, texts, median)) + words
 
 
 def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False,

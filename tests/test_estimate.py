@@ -19,6 +19,8 @@ def test_the_transfer_set_counts_the_copies_the_recipe_labels(splits):
     assert estimate.transfer_size(splits, distill) == 134_000
     assert estimate.transfer_size(splits, dataclasses.replace(distill, augment_to=0)) == 67_349
     assert estimate.transfer_size(splits, dataclasses.replace(distill, augment_to=0, transfer_pool=3000)) == 4000
+    assert estimate.transfer_size(splits, dataclasses.replace(distill, augment_to=0, vocabulary_words=True)) == (
+        67_349 + estimate.VOCABULARY_WORDS)
 
 
 def test_the_plan_prices_each_stage_by_its_work(splits):
