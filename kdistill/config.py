@@ -123,7 +123,7 @@ class DistillConfig:
     augment_to: str = option(AUTO, "Add perturbed copies of the transfer texts, labelled by the teacher, until the "
                              "transfer set holds this many texts (0 = none). auto: short texts (median up to "
                              "20 words) are grown to 60,000 texts, or doubled up to 134,000; longer ones get none.")
-    # Issue #29, measured on validation rows (docs/validation): off until it is measured on dev.
+    # Issue #29: one seed on validation rows so far (docs/validation); off until three seeds there say so.
     vocabulary_words: bool = option(False, "Add every whole word of the teacher's vocabulary to the transfer set as "
                                     "a text of its own, labelled by the teacher (with --vocabulary_size=0, the "
                                     "student learns words its pool never shows).")
