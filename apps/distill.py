@@ -46,8 +46,8 @@ def main(argv):
     strategy = common.strategy()  # first: a multi-worker strategy must start before TensorFlow runs anything
     distill_config = common.distill_config()
     if FLAGS.transfer_shards:
-        given = [name for name in ("unlabelled", "max_unlabelled", "augment_to", "transfer_pool",
-                                              "vocabulary_words") if FLAGS[name].present]
+        transfer_set_flags = ("unlabelled", "max_unlabelled", "augment_to", "transfer_pool", "vocabulary_words")
+        given = [name for name in transfer_set_flags if FLAGS[name].present]
         if given:
             raise KdistillError(
                 f"{', '.join('--' + name for name in given)} do not apply with --transfer_shards (the shards are the "

@@ -76,9 +76,15 @@ class TeacherConfig:
     def epochs_for(self, num_labels, num_classes=2):
         """Epochs of fine-tuning on `num_labels` labels of `num_classes` classes: at least `epochs`, at least
         `min_steps` updates, and at least `UPDATES_PER_CLASS` updates per class."""
-        steps_per_epoch = -(-num_labels // self.batch_size)
         min_steps = max(self.min_steps, UPDATES_PER_CLASS * num_classes)
-        return max(self.epochs, -(-min_steps // steps_per_epoch))
+        return max(self.epochs, -(-min_steps // self.steps_per_epoch(num_labels)))
+
+    def steps_per_epoch(self, num_labels):
+        return -(-num_labels // self.batch_size)
+
+    def updates_for(self, num_labels, num_classes=2):
+        """Optimizer updates of fine-tuning on `num_labels` labels of `num_classes` classes (`epochs_for`)."""
+        return self.epochs_for(num_labels, num_classes) * self.steps_per_epoch(num_labels)
 
 
 @dataclasses.dataclass

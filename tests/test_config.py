@@ -55,6 +55,7 @@ def test_flags_reach_the_configs_with_their_types():
 def test_the_teacher_trains_for_enough_updates_per_class_and_in_all():
     teacher = config.TeacherConfig()
     assert teacher.epochs_for(1000, num_classes=2) == teacher.epochs == 5  # 63 updates an epoch: 315 in all
+    assert teacher.updates_for(1000, num_classes=2) == 315
     assert teacher.epochs_for(1000, num_classes=5) == 5
     # 150 classes at 63 updates an epoch: 8 updates per class is 1,200 updates, 20 epochs.
     assert teacher.epochs_for(1000, num_classes=150) == 20
