@@ -115,6 +115,7 @@ def cell_key(dataset, num_labels, seed, configs):
     settings from the data."""
     # The rules are code, not config fields: their constants join the key.
     rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
+             augment.PHRASE_WORDS, config.PIECES_KEPT,
              teacher_lib.labelling_runtime(configs.teacher_runtime), teacher_lib.MIN_LABELLER_AGREEMENT)
     return keys.of(data.identity(dataset), num_labels, seed, configs.max_unlabelled, configs.validation_rows,
                    configs.teacher, configs.student, dataclasses.replace(configs.distill, seed=seed), rules)

@@ -106,7 +106,7 @@ def transfer_size(splits, distill_config):
         pool = min(pool, distill_config.transfer_pool)
     texts = pool + len(splits.labelled_texts)
     median = augment.median_words(np.concatenate([splits.labelled_texts, splits.unlabelled_texts]))
-    words = VOCABULARY_WORDS if distill_config.vocabulary_words else 0
+    words = VOCABULARY_WORDS if distill_config.adds_vocabulary_words(splits.labelled_texts) else 0
     return max(texts, augment.target_size(distill_config.augment_to, texts, median)) + words
 
 

@@ -264,7 +264,11 @@ def augment_transfer_set(teacher, teacher_dir, splits, targets, distill_config, 
     if extra:
         print(f"[augment] teacher logits for {len(extra):,} perturbed copies of {len(texts):,} transfer texts",
               flush=True)
-    if distill_config.vocabulary_words:
+    if distill_config.adds_vocabulary_words(splits.labelled_texts):
+        if distill_config.vocabulary_words == AUTO:
+            print(f"[augment] auto: labelled texts of median {augment.median_words(splits.labelled_texts):.0f} "
+                  f"words are phrases (up to {augment.PHRASE_WORDS}): the teacher labels its vocabulary's words",
+                  flush=True)
         words = augment.vocabulary_words(teacher.preprocessor.tokenizer.get_vocabulary(), exclude={*texts, *extra})
         print(f"[augment] teacher logits for {len(words):,} words of its vocabulary, each a text of its own",
               flush=True)
@@ -314,8 +318,9 @@ def distill_student_from_shards(
         counter.add(texts)
         bar.add(len(texts))
     kept_ids = None
-    if student_config.vocabulary_size:
-        kept_ids = tokenizer_lib.kept_ids_from_counts(vocabulary, counter.counts, student_config.vocabulary_size)
+    pieces = student_config.pieces_kept(splits.labelled_texts)
+    if pieces:
+        kept_ids = tokenizer_lib.kept_ids_from_counts(vocabulary, counter.counts, pieces)
     student = training.build_student(teacher, splits, student_config, seed=distill_config.seed, kept_ids=kept_ids)
     print(f"[distill] student of {student.count_params():,} parameters on {total:,} streamed transfer texts", flush=True)
     training.distill_shards(

@@ -37,9 +37,10 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
     it the pruning counts `splits`' texts.
     """
     vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
-    if kept_ids is None and config.vocabulary_size:
+    pieces = config.pieces_kept(splits.labelled_texts)
+    if kept_ids is None and pieces:
         corpus = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
-        kept_ids = tokenizer_lib.prune_vocabulary(vocabulary, corpus, config.vocabulary_size)
+        kept_ids = tokenizer_lib.prune_vocabulary(vocabulary, corpus, pieces)
     keras.utils.set_random_seed(seed)
     if config.wordpiece == "pruned":
         if kept_ids is None:

@@ -34,6 +34,7 @@ from tests.binaries import run_app, run_in_process
 SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
 SST2 = os.path.join(SHARED_DATA, "sst2")
 AG_NEWS = os.path.join(SHARED_DATA, "ag_news")
+MPQA = os.path.join(SHARED_DATA, "mpqa")
 
 
 # The binaries' small run: few labels, few epochs, a narrow student.

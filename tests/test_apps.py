@@ -129,7 +129,7 @@ def test_export_binary_writes_tflite_and_parity_report(small_run, small_sst2):
         ("apps.predict", ["--model=/no/such/student", "text"], "no student model here"),
         ("apps.distill", ["--out_dir=/no/such/run", "--transfer_shards=/no/such/shards", "--augment_to=20000"],
          "do not apply with --transfer_shards"),
-        ("apps.distill", ["--out_dir=/no/such/run", "--transfer_shards=/no/such/shards", "--vocabulary_words"],
+        ("apps.distill", ["--out_dir=/no/such/run", "--transfer_shards=/no/such/shards", "--vocabulary_words=on"],
          "do not apply with --transfer_shards"),
         ("apps.label", ["--input=corpus.txt", "--strategy=mirrored", "--teacher_runtime=litert-int8"],
          "pass --teacher_runtime=tensorflow"),

@@ -5,10 +5,10 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kdistill import augment, data, pipeline, teacher as teacher_lib
-from kdistill.config import DistillConfig
+from kdistill import augment, data, pipeline, teacher as teacher_lib, training
+from kdistill.config import DistillConfig, StudentConfig
 
-from conftest import AG_NEWS, SST2
+from conftest import AG_NEWS, MPQA, SST2
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +108,41 @@ def test_pipeline_adds_the_vocabulary_words_with_teacher_logits(teacher, teacher
                                      exclude=np.concatenate([splits.labelled_texts, splits.unlabelled_texts]))[:64]
     np.testing.assert_allclose(grown_logits["unlabelled"][200:], teacher_lib.logits(teacher, words, verbose=False),
                                atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def mpqa_splits():
+    return data.load(MPQA, num_labels=200, seed=0, max_unlabelled=300)
+
+
+def test_phrases_keep_the_whole_vocabulary_and_learn_its_words(ag_texts, mpqa_splits):
+    """The auto rule: MPQA's phrases (median 2 words) are phrases; SST-2's (7) and AG News' items (37) are not."""
+    sst2 = data.load(SST2, num_labels=200, seed=0, max_unlabelled=0).labelled_texts
+    mpqa = mpqa_splits.labelled_texts
+    assert augment.phrases(mpqa) and not augment.phrases(sst2) and not augment.phrases(ag_texts)
+    assert not augment.phrases([])
+    assert StudentConfig().pieces_kept(mpqa) == 0 and StudentConfig().pieces_kept(sst2) == 7000
+    assert StudentConfig(vocabulary_size="3000").pieces_kept(mpqa) == 3000  # a number given is kept
+    assert DistillConfig().adds_vocabulary_words(mpqa) and not DistillConfig().adds_vocabulary_words(sst2)
+    assert DistillConfig(vocabulary_words=True).adds_vocabulary_words(sst2)
+    assert not DistillConfig(vocabulary_words="off").adds_vocabulary_words(mpqa)
+    with pytest.raises(ValueError, match="neither 'auto' nor a number"):
+        StudentConfig(vocabulary_size="all")
+
+
+def test_a_phrase_task_student_keeps_every_piece_of_the_teacher(teacher, mpqa_splits):
+    vocabulary = teacher.preprocessor.tokenizer.get_vocabulary()
+    small = StudentConfig(embedding_dim=16, filters=16, kernel_sizes=(2, 3))
+    student = training.build_student(teacher, mpqa_splits, small)
+    pruned = training.build_student(teacher, mpqa_splits, dataclasses.replace(small, vocabulary_size=2000))
+    # 500 phrases hold about 1,000 distinct pieces: the pruned student keeps those alone.
+    assert student.tokenizer.vocabulary_size == len(vocabulary) > 20 * pruned.tokenizer.vocabulary_size
+    # A word of the teacher's that these 500 phrases never show: [UNK] to the pruned student only.
+    unseen = "cathedral"
+    assert unseen in vocabulary and not any(unseen in str(t) for t in (*mpqa_splits.labelled_texts, *mpqa_splits.unlabelled_texts))
+    unk = vocabulary.index("[UNK]")
+
+    def first_piece(model):
+        return model.tokenizer.student_vocabulary()[int(np.asarray(model.tokenizer([unseen]))[0, 0])]
+
+    assert first_piece(student) == unseen and first_piece(pruned) == "[UNK]"
