@@ -130,7 +130,9 @@ def restore_cells(results_path, run_dir):
         return 0
     results = io.read_json(results_path)
     restored = 0
-    for row in results.get("quality", []) + results.get("ablation_defaults", []) + results.get("ablations", []):
+    # The ablations' defaults first: they are quality cells too, with their students' latency, which a restored
+    # cell cannot measure again.
+    for row in results.get("ablation_defaults", []) + results.get("quality", []) + results.get("ablations", []):
         path = os.path.join(_cell_dir(run_dir, row["task"], row["num_labels"], row["seed"], row.get("variant")),
                             "cell.json")
         if "key" in row and not os.path.exists(path):

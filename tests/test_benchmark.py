@@ -139,6 +139,17 @@ def _row(task, n, seed, teacher, labels_only, student):
                 labels_only_acc=labels_only, student_acc=student, agreement=0.9, seconds=1.0)
 
 
+def test_a_restored_ablation_default_keeps_its_students_latency(tmp_path):
+    """The same cell is a quality row and an ablation's default; only the latter carries the latency of a student a
+    later session no longer has, so that is the row restored."""
+    row = {"task": "mpqa", "num_labels": 1000, "seed": 0, "key": "k", "student_acc": 0.87}
+    timed = dict(row, latency_ms_p50={"float32": 0.2})
+    io.write_json({"quality": [row], "ablation_defaults": [timed], "ablations": []}, str(tmp_path / "results.json"))
+    assert benchmark.restore_cells(str(tmp_path / "results.json"), str(tmp_path / "runs")) == 1
+    restored = io.read_json(str(tmp_path / "runs" / "mpqa" / "n1000_seed0" / "cell.json"))
+    assert restored["row"] == timed
+
+
 def test_results_document_plots_and_goals(tmp_path):
     rows = [
         _row("sst2", 100, 0, 0.70, 0.60, 0.66), _row("sst2", 100, 1, 0.72, 0.62, 0.68),
