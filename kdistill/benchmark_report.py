@@ -79,6 +79,12 @@ def write_results(results, docs_dir, command, notes=""):
             f.write(_markdown(results, summary, plots, notes, docs_dir))
 
 
+def _project_doc(name, docs_dir):
+    """A link from a document in `docs_dir` to the project's docs/`name`, wherever `docs_dir` is."""
+    project_docs = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs")
+    return os.path.relpath(os.path.join(project_docs, name), os.path.abspath(docs_dir)).replace(os.sep, "/")
+
+
 def _machine():
     return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, keras {keras.__version__}"
 
@@ -180,8 +186,9 @@ def _markdown(results, summary, plots, notes, docs_dir):
         lines += _ablation_markdown(results) + [
             "",
             "`--ablations=<name>,...` reruns any variant in `kdistill.ablations.ABLATIONS`. Ideas measured as no "
-            "gain and taken out of the code are in [IDEAS.md](IDEAS.md); earlier results documents, among them a GPU "
-            "sweep of 44 student shapes, are in [appendix/](appendix/README.md).",
+            f"gain and taken out of the code are in [IDEAS.md]({_project_doc('IDEAS.md', docs_dir)}); earlier results "
+            "documents, among them a GPU sweep of 44 student shapes, are in "
+            f"[appendix/]({_project_doc('appendix/README.md', docs_dir)}).",
         ]
     lines += _front_section(results, docs_dir)
     cost = results.get("cost")

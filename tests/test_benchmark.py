@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -217,6 +218,9 @@ def test_ablations_are_reported_against_the_default_cell(tmp_path, test_registry
     text = (tmp_path / "RESULTS.md").read_text()
     assert "| default recipe | | sst2 | 1000 | 82.00 | 79.00 | | 70.00 | 90.0% | 120.0 | 25.0 |" in text
     assert "| separable | `separable=True` | sst2 | 1000 | 82.00 | 77.00 | -2.00 | 70.00 | 90.0% | 30.0 | 25.0 |" in text
+    # The links to the project's docs hold from any docs folder (docs/validation/phrases as much as docs).
+    links = re.findall(r"\]\(([^)]*(?:IDEAS|README)\.md)\)", text)
+    assert len(links) == 2 and all(os.path.isfile(os.path.join(tmp_path, link)) for link in links)
     # With the cost table's teacher latencies, each latency shows its speed-up too.
     text = "\n".join(benchmark_report._ablation_markdown(dict(results, cost={"teacher_minilm": minilm})))
     assert "| 120.0 (120x) | 25.0 (116x) |" in text and "| 30.0 (480x) | 25.0 (116x) |" in text
