@@ -61,26 +61,39 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
     return student
 
 
-def transfer_dataset(texts, teacher_logits, labels, batch_size, order):
-    """(`{"text", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives."""
+def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order):
+    """(`{"token_ids", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives.
+
+    Each batch's ids are cut to its longest text (`tokenizer.trim_padding`): the same logits, fewer positions to
+    convolve. The student's input is declared `sequence_length` wide; the narrower batches pass because
+    `fit` traces the step for ids of any width.
+    """
     import tensorflow as tf
 
-    features = {"text": np.asarray([str(t) for t in texts], dtype=object),
-                "teacher_logits": np.asarray(teacher_logits, np.float32)}
+    token_ids = np.asarray(token_ids, np.int32)
+    teacher_logits = np.asarray(teacher_logits, np.float32)
     labels = np.asarray(labels, np.int32)
 
     def batches():
         rows = order.rng().permutation(len(labels))
         for start in range(0, len(rows), batch_size):
             index = rows[start : start + batch_size]
-            yield {name: value[index] for name, value in features.items()}, labels[index]
+            yield {"token_ids": tokenizer_lib.trim_padding(token_ids[index]), "teacher_logits": teacher_logits[index]}, labels[index]
 
     signature = (
-        {name: tf.TensorSpec((None, *value.shape[1:]), tf.string if name == "text" else tf.as_dtype(value.dtype))
-         for name, value in features.items()},
+        {"token_ids": tf.TensorSpec((None, None), tf.int32),
+         "teacher_logits": tf.TensorSpec((None, teacher_logits.shape[1]), tf.float32)},
         tf.TensorSpec((None,), tf.int32),
     )
     return io.epoch_dataset(batches, signature, num_batches=-(-len(labels) // batch_size))
+
+
+def student_token_ids(student, texts, batch_size=4096):
+    """The student's ids of `texts`, `(len(texts), sequence_length)` int32, tokenised once for every epoch."""
+    texts = np.asarray([str(t) for t in texts], dtype=object)
+    ids = [keras.ops.convert_to_numpy(student.tokenizer(texts[i : i + batch_size]))
+           for i in range(0, len(texts), batch_size)]
+    return np.concatenate(ids) if ids else np.zeros((0, student.tokenizer.sequence_length), np.int32)
 
 
 def new_distiller(teacher, student, config, num_rows, steps_per_execution=1):
@@ -114,8 +127,10 @@ def distill(
     )
     order = io.EpochOrder(config.seed)
 
+    token_ids = student_token_ids(student, texts)
+
     def make_dataset(input_context=None):
-        return with_token_ids(transfer_dataset(texts, logits, labels, config.batch_size, order), student)
+        return transfer_dataset(token_ids, logits, labels, config.batch_size, order)
 
     return _fit(teacher, student, make_dataset, order, len(texts), (texts, labels, logits),
                 (splits.labelled_texts, splits.labelled_labels), config, None, callbacks, verbose, backup_dir)
@@ -261,21 +276,3 @@ def accuracy(logits, labels):
 
 def agreement(logits_a, logits_b):
     return float(np.mean(np.argmax(logits_a, axis=-1) == np.argmax(logits_b, axis=-1)))
-
-
-def with_token_ids(dataset, student):
-    """`dataset`'s texts replaced by the student's token ids, tokenised in the input pipeline.
-
-    The string ops then run on the host, in tf.data's threads and overlapped with
-    training, and never inside a distributed train step: TPUs run no string ops,
-    and GPUs would only hand strings back to the host. The ids are exactly what the
-    student's own tokenizer gives, so training is unchanged.
-    """
-    import tensorflow as tf
-
-    def tokenize(features, labels):
-        features = dict(features)
-        features["token_ids"] = student.tokenizer(features.pop("text"))
-        return features, labels
-
-    return dataset.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

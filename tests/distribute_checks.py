@@ -38,6 +38,14 @@ def _batch(rows=16, seed=0):
     return {"text": tf.constant(texts), "teacher_logits": tf.constant(logits)}, labels
 
 
+def _with_ids(batch, student):
+    """`batch` with its texts replaced by the student's ids, as `training.transfer_dataset` feeds them."""
+    features, labels = batch
+    features = dict(features)
+    features["token_ids"] = student.tokenizer(features.pop("text"))
+    return features, labels
+
+
 def _one_step(strategy, alpha, temperature, batch):
     """Weights before and after one SGD(lr=1) step on `batch`, and the loss `fit` reports."""
     x, y = batch
@@ -48,7 +56,7 @@ def _one_step(strategy, alpha, temperature, batch):
         distiller = Distiller(keras.layers.Identity(), student)
         distiller.compile(optimizer=keras.optimizers.SGD(1.0), alpha=alpha, temperature=temperature)
     before = [keras.ops.convert_to_numpy(w) for w in student.trainable_weights]
-    dataset = training.with_token_ids(tf.data.Dataset.from_tensors((x, y)), student)  # one global batch
+    dataset = tf.data.Dataset.from_tensors(_with_ids((x, y), student))  # one global batch
     history = distiller.fit(dataset, epochs=1, verbose=0)
     after = [keras.ops.convert_to_numpy(w) for w in student.trainable_weights]
     return [b - a for b, a in zip(before, after)], float(history.history["loss"][0])
@@ -91,7 +99,7 @@ def scoped():
         student, distiller = _tiny_distiller()
         plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
         plain.compile(optimizer="sgd", loss="mse")
-    uneven = training.with_token_ids(tf.data.Dataset.from_tensor_slices(_batch(15)).batch(5), student)
+    uneven = tf.data.Dataset.from_tensor_slices(_with_ids(_batch(15), student)).batch(5)
     distiller.fit(uneven, epochs=1, verbose=0)
     plain.fit(np.ones((8, 3), np.float32), np.ones((8, 1), np.float32), batch_size=4, epochs=1, verbose=0)
     result = {
@@ -115,7 +123,7 @@ def fine_tune():
     mirrored = distribute.get_strategy("mirrored")
     with mirrored.scope():
         student, distiller = _tiny_distiller()
-        distiller.fit(training.with_token_ids(tf.data.Dataset.from_tensor_slices(_batch(16)).batch(8), student),
+        distiller.fit(tf.data.Dataset.from_tensor_slices(_with_ids(_batch(16), student)).batch(8),
                       epochs=1, verbose=0)
         before = [keras.ops.convert_to_numpy(w) for w in student.trainable_weights]
         texts, labels = ["a fine film", "a dull film", "fine", "dull", "a film"] * 4, [1, 0, 1, 0, 1] * 4

@@ -59,6 +59,23 @@ def test_padding_does_not_reach_the_logits(vocabulary, sst2_splits):
     assert np.isfinite(before).all()
 
 
+def test_batches_cut_to_their_longest_text_give_the_same_logits(vocabulary, sst2_splits):
+    """Distillation trains on batches cut to their longest text (`training.transfer_dataset`): the student's
+    logits of a cut batch are those of the full-width one, with a random head so the check reaches every
+    convolution width."""
+    student = _student(vocabulary, sst2_splits.unlabelled_texts, sequence_length=64, kernel_sizes=(2, 3, 4, 5))
+    ids = training.student_token_ids(student, sst2_splits.unlabelled_texts[:300])
+    assert ids.shape == (300, 64)
+    any_width = tf.function(lambda x: student.classifier(x, training=False),
+                            input_signature=[tf.TensorSpec([None, None], tf.int32)])
+    for batch in (ids[:128], ids[128:256], ids[256:]):
+        cut = tokenizer_lib.trim_padding(batch)
+        assert cut.shape[1] < 64 and (batch[:, cut.shape[1]:] == 0).all()
+        assert cut.shape[1] == (batch != 0).sum(axis=1).max()
+        np.testing.assert_allclose(any_width(cut).numpy(), any_width(batch).numpy(), atol=1e-5)
+    assert tokenizer_lib.trim_padding(np.zeros((2, 64), np.int32)).shape == (2, 1)
+
+
 def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_path):
     student = _student(vocabulary, sst2_splits.unlabelled_texts, class_names=["neg", "pos"], sequence_length=48)
     path = str(tmp_path / "student.keras")
