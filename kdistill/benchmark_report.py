@@ -85,8 +85,32 @@ def _project_doc(name, docs_dir):
     return os.path.relpath(os.path.join(project_docs, name), os.path.abspath(docs_dir)).replace(os.sep, "/")
 
 
+# The vector units that set a CPU's speed here. Two cores of another model (AMD EPYC with AVX2, no AVX-512)
+# fine-tuned the teachers and trained the students about 3x slower than the AVX-512 ones of 2026-12-06 did
+# (2026-12-07), so a timing means little without them.
+_VECTOR_UNITS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
 def _machine():
-    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_version()}, keras {keras.__version__}"
+    return (f"{platform.machine()}, {os.cpu_count()} CPU cores ({cpu_model()}), {platform.python_version()}, "
+            f"keras {keras.__version__}")
+
+
+def cpu_model(cpuinfo="/proc/cpuinfo"):
+    """The CPU's model name and which of `_VECTOR_UNITS` it has; off Linux, the platform's processor name."""
+    fields = {}
+    try:
+        with open(cpuinfo) as lines:
+            for line in lines:
+                if not line.strip():
+                    break  # the first core's block: every core of a machine reads the same
+                name, _, value = line.partition(":")
+                fields[name.strip()] = value.strip()
+    except OSError:
+        return platform.processor() or "CPU unknown"
+    flags = set(fields.get("flags", "").split())
+    units = [unit for unit in _VECTOR_UNITS if unit in flags] or ["no AVX2"]
+    return f"{fields.get('model name', 'CPU unknown')}, {' '.join(units)}"
 
 
 def _plot_label_efficiency(summary, docs_dir):

@@ -318,3 +318,12 @@ def test_accuracy_against_latency_prices_each_shape_once_and_marks_the_front(tmp
     goals = {line.split(" | ")[0]: line for line in benchmark_report.goals_table(dict(results, cost=None))}
     assert goals["| sst2 N=1000: student within 1.0 point of teacher"].endswith(
         "closest recipe measured: teacher_ensemble_3, 2.50 points behind its teacher (2 seeds) | **no** |")
+
+
+def test_the_machine_line_names_the_cpu_and_its_vector_units(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    block = "processor\t: {}\nmodel name\t: AMD EPYC 9B14\nflags\t\t: fpu sse2 {}\n\n"
+    cpuinfo.write_text(block.format(0, "avx avx2 avx512f avx512_bf16") + block.format(1, "avx avx2 avx512f avx512_bf16"))
+    assert benchmark_report.cpu_model(str(cpuinfo)) == "AMD EPYC 9B14, avx2 avx512f avx512_bf16"
+    cpuinfo.write_text(block.format(0, "avx"))
+    assert benchmark_report.cpu_model(str(cpuinfo)) == "AMD EPYC 9B14, no AVX2"
