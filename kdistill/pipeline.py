@@ -285,10 +285,8 @@ def distill_student(teacher, targets, splits, student_dir, student_config, disti
     """Distils a fresh student from the teacher's targets (`transfer_targets`) and saves it with its metrics."""
     start = time.time()
     student = training.build_student(teacher, splits, student_config, seed=distill_config.seed)
-    print(
-        f"[distill] student of {student.count_params():,} parameters on "
-        f"{len(splits.labelled_texts) + len(splits.unlabelled_texts)} transfer texts", flush=True,
-    )
+    print(f"[distill] student of {student.count_params():,} parameters ({_pieces_kept(student)}) on "
+          f"{len(splits.labelled_texts) + len(splits.unlabelled_texts):,} transfer texts", flush=True)
     training.distill(
         teacher, student, splits, targets["unlabelled"], targets["labelled"], distill_config,
         backup_dir=os.path.join(student_dir, BACKUP_DIR),
@@ -322,7 +320,8 @@ def distill_student_from_shards(
     if pieces:
         kept_ids = tokenizer_lib.kept_ids_from_counts(vocabulary, counter.counts, pieces)
     student = training.build_student(teacher, splits, student_config, seed=distill_config.seed, kept_ids=kept_ids)
-    print(f"[distill] student of {student.count_params():,} parameters on {total:,} streamed transfer texts", flush=True)
+    print(f"[distill] student of {student.count_params():,} parameters ({_pieces_kept(student)}) on {total:,} "
+          "streamed transfer texts", flush=True)
     training.distill_shards(
         teacher, student, shards, splits.labelled_texts, logits["labelled"], splits.labelled_labels, distill_config,
         strategy=strategy, shuffle_buffer=shuffle_buffer, backup_dir=os.path.join(student_dir, BACKUP_DIR),
@@ -331,6 +330,11 @@ def distill_student_from_shards(
         student, splits, student_dir, start, logits["dev"], student_config, distill_config, None,
         truncated=counter.truncated, num_unlabelled=shards.total_rows,
     )
+
+
+def _pieces_kept(student):
+    kept, whole = student.tokenizer.vocabulary_size, len(student.tokenizer.vocabulary)
+    return f"the teacher's whole vocabulary, {whole:,} pieces" if kept == whole else f"{kept:,} of the teacher's {whole:,} pieces"
 
 
 def train_labels_only(teacher, splits, student_dir, student_config, distill_config, teacher_dev_logits=None):

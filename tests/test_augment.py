@@ -146,3 +146,6 @@ def test_a_phrase_task_student_keeps_every_piece_of_the_teacher(teacher, mpqa_sp
         return model.tokenizer.student_vocabulary()[int(np.asarray(model.tokenizer([unseen]))[0, 0])]
 
     assert first_piece(student) == unseen and first_piece(pruned) == "[UNK]"
+    # A run says which it is.
+    assert pipeline._pieces_kept(student) == f"the teacher's whole vocabulary, {len(vocabulary):,} pieces"
+    assert pipeline._pieces_kept(pruned) == f"{pruned.tokenizer.vocabulary_size:,} of the teacher's {len(vocabulary):,} pieces"
