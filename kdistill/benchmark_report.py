@@ -85,9 +85,9 @@ def _project_doc(name, docs_dir):
     return os.path.relpath(os.path.join(project_docs, name), os.path.abspath(docs_dir)).replace(os.sep, "/")
 
 
-# The vector units that set a CPU's speed here. Two cores of another model (AMD EPYC with AVX2, no AVX-512)
-# fine-tuned the teachers and trained the students about 3x slower than the AVX-512 ones of 2026-12-06 did
-# (2026-12-07), so a timing means little without them.
+# The vector units that go with a CPU's speed here. Two cores of another model (AMD EPYC with AVX2, no AVX-512)
+# trained the student about 4x slower than the AVX-512 ones of 2026-12-06, and the three teachers side by side
+# more than 5x (2026-12-07), so a timing means little without the machine it came from.
 _VECTOR_UNITS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 

@@ -78,7 +78,9 @@ def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order):
         rows = order.rng().permutation(len(labels))
         for start in range(0, len(rows), batch_size):
             index = rows[start : start + batch_size]
-            yield {"token_ids": tokenizer_lib.trim_padding(token_ids[index]), "teacher_logits": teacher_logits[index]}, labels[index]
+            features = {"token_ids": tokenizer_lib.trim_padding(token_ids[index]),
+                        "teacher_logits": teacher_logits[index]}
+            yield features, labels[index]
 
     signature = (
         {"token_ids": tf.TensorSpec((None, None), tf.int32),
@@ -126,7 +128,6 @@ def distill(
         [splits.labelled_labels, np.full(len(splits.unlabelled_texts), -1, np.int32)]
     )
     order = io.EpochOrder(config.seed)
-
     token_ids = student_token_ids(student, texts)
 
     def make_dataset(input_context=None):
