@@ -50,7 +50,7 @@ import time
 import numpy as np
 
 from kdistill import data, io, keys, progress
-from kdistill import teacher as teacher_lib
+from kdistill import teacher as teacher_lib, tokenizer as tokenizer_lib
 from kdistill.errors import KdistillError
 
 FORMAT = 2  # 2: the sidecar holds the records' `keys.Digest` as "key"
@@ -508,7 +508,9 @@ def dataset(
         example = tf.io.parse_example(serialized, features)
         x = {"teacher_logits": example["teacher_logits"]}
         if tokenizer is not None:
-            x["token_ids"] = tokenizer(example["text"])
+            # TPUs compile for one batch shape (`drop_remainder`): only elsewhere is each batch cut to its longest text.
+            ids = tokenizer(example["text"])
+            x["token_ids"] = ids if drop_remainder else tokenizer_lib.trim_padding(ids)
         else:
             x["text"] = example["text"]
         return x, tf.cast(example["label"], tf.int32)

@@ -227,6 +227,10 @@ def test_stream_reads_every_row_once_per_epoch_in_a_seeded_order(teacher, sst2_s
         halves.append(_one_epoch(stream(input_context=context))[0])
     assert not set(halves[0]) & set(halves[1])
     assert sorted(halves[0] + halves[1]) == sorted(texts + list(labelled[0]))
+    # With the student's tokenizer each batch is cut to its longest text, but for a TPU's fixed shapes.
+    tokenizer = tokenizer_lib.StudentTokenizer(teacher.preprocessor.tokenizer.get_vocabulary(), sequence_length=64)
+    assert all(0 < x["token_ids"].shape[1] < 64 for x, _ in stream(tokenizer=tokenizer).take(4))
+    assert all(x["token_ids"].shape[1] == 64 for x, _ in stream(tokenizer=tokenizer, drop_remainder=True).take(4))
 
 
 def test_streamed_vocabulary_count_equals_the_in_memory_pruning(teacher, sst2_splits, tmp_path):

@@ -73,6 +73,7 @@ def test_batches_cut_to_their_longest_text_give_the_same_logits(vocabulary, sst2
         assert cut.shape[1] < 64 and (batch[:, cut.shape[1]:] == 0).all()
         assert cut.shape[1] == (batch != 0).sum(axis=1).max()
         np.testing.assert_allclose(any_width(cut).numpy(), any_width(batch).numpy(), atol=1e-5)
+        np.testing.assert_array_equal(tokenizer_lib.trim_padding(tf.constant(batch)).numpy(), cut)  # streamed shards
     assert tokenizer_lib.trim_padding(np.zeros((2, 64), np.int32)).shape == (2, 1)
 
 
