@@ -33,7 +33,10 @@ def define_flags():
                          "sample and the pool) instead of dev: where recipes and rules are chosen.")
     flags.DEFINE_string("out_dir", "runs/benchmark", "Cache of cells, teachers and logits.")
     flags.DEFINE_string("docs_dir", "docs", "Where RESULTS.md, results.json and the plots go.")
-    flags.DEFINE_bool("cost", True, "Measure the cost table (exports and times the teachers and the student).")
+    flags.DEFINE_bool("cost", True, "The cost table (exports and times the teachers and the student); kept from "
+                      "--docs_dir's results.json while its cell is unchanged, unless --remeasure_cost.")
+    flags.DEFINE_bool("remeasure_cost", False, "Measure the cost table again even when its cell is unchanged (on "
+                      "another machine, or after a change to what it times).")
     flags.DEFINE_string("cost_task", "sst2", "The task whose N=1000 seed-0 student and teacher the cost table uses.")
     flags.DEFINE_integer("latency_rows", 200, "Dev sentences timed at batch 1 for each model.")
     flags.DEFINE_list("ablations", list(ablations.DEFAULT_ABLATIONS),
@@ -78,14 +81,22 @@ def main(argv):
         stopwatch.lap("ablations")
     if FLAGS.cost:
         n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
-        cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{n}_seed{seed}")
-        if not os.path.isdir(os.path.join(cell, "student")):  # a restored cell: its models are trained again
-            os.remove(os.path.join(cell, "cell.json"))
-            benchmark.quality_cell(FLAGS.cost_task, specs[FLAGS.cost_task], n, seed, FLAGS.out_dir, configs)
-        results["cost"] = cost_lib.cost(
-            os.path.join(cell, "student"), os.path.join(cell, "teacher"), specs[FLAGS.cost_task],
-            os.path.join(FLAGS.out_dir, "cost"), latency_rows=FLAGS.latency_rows,
-        )
+        key = benchmark.cell_key(specs[FLAGS.cost_task], n, seed, configs)
+        kept = None if FLAGS.remeasure_cost else benchmark.kept_cost(os.path.join(FLAGS.docs_dir, "results.json"), key)
+        if kept:
+            print(f"[benchmark] cost: kept the table measured on {kept['date']} ({kept['machine']}), whose "
+                  f"{FLAGS.cost_task} N={n} seed={seed} cell is unchanged; --remeasure_cost measures it again",
+                  flush=True)
+            results["cost"] = kept
+        else:
+            cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{n}_seed{seed}")
+            if not os.path.isdir(os.path.join(cell, "student")):  # a restored cell: its models are trained again
+                os.remove(os.path.join(cell, "cell.json"))
+                benchmark.quality_cell(FLAGS.cost_task, specs[FLAGS.cost_task], n, seed, FLAGS.out_dir, configs)
+            results["cost"] = benchmark.measured_cost(cost_lib.cost(
+                os.path.join(cell, "student"), os.path.join(cell, "teacher"), specs[FLAGS.cost_task],
+                os.path.join(FLAGS.out_dir, "cost"), latency_rows=FLAGS.latency_rows,
+            ), key, f"{FLAGS.cost_task} N={n} seed {seed}")
         stopwatch.lap("cost")
     results["run_seconds"] = stopwatch.laps
     command = "python -m apps.benchmark " + " ".join(sys.argv[1:])

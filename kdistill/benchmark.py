@@ -25,6 +25,7 @@ benchmark_report.write_results({"quality": rows}, "docs", command="python -m app
 """
 
 import dataclasses
+import datetime
 import os
 import tempfile
 import time
@@ -139,6 +140,25 @@ def restore_cells(results_path, run_dir):
             io.write_json({"key": row["key"], "row": row}, path)
             restored += 1
     return restored
+
+
+def measured_cost(cost, key, cell):
+    """The cost table `kdistill.cost.cost` measured now, stamped with the key and name of the cell whose student and
+    teachers it timed, the date and the machine: what `kept_cost` checks, and what the document says of it."""
+    from kdistill import benchmark_report
+
+    return dict(cost, cell_key=key, cell=cell, date=datetime.date.today().isoformat(),
+                machine=benchmark_report.machine())
+
+
+def kept_cost(results_path, key):
+    """The cost table of `results_path` when it timed the cell of `key` (the same student and teacher recipe, data
+    and seed), else None. It times the machine as much as the models: it keeps the date and machine it was
+    measured on, and the document says them."""
+    if not os.path.isfile(results_path):
+        return None
+    cost = io.read_json(results_path).get("cost")
+    return cost if cost and cost.get("cell_key") == key else None
 
 
 class Stopwatch:

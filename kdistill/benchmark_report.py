@@ -68,7 +68,7 @@ def mean_interval(values):
 def write_results(results, docs_dir, command, notes=""):
     """`results.json`, the plots and `RESULTS.md` in `docs_dir`."""
     os.makedirs(docs_dir, exist_ok=True)
-    results = dict(results, command=command, machine=_machine(), date=datetime.date.today().isoformat())
+    results = dict(results, command=command, machine=machine(), date=datetime.date.today().isoformat())
     io.write_json(results, os.path.join(docs_dir, "results.json"))
     summary = summarise(results["quality"])
     plots = [_plot_label_efficiency(summary, docs_dir)]
@@ -91,7 +91,7 @@ def _project_doc(name, docs_dir):
 _VECTOR_UNITS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 
-def _machine():
+def machine():
     return (f"{platform.machine()}, {os.cpu_count()} CPU cores ({cpu_model()}), {platform.python_version()}, "
             f"keras {keras.__version__}")
 
@@ -457,11 +457,14 @@ def _plot_front(table, docs_dir):
 
 
 def _cost_markdown(cost):
+    measured = (f"Measured on {cost['date']} ({cost['machine']}) with the student and teachers of the {cost['cell']} "
+                "cell; a regeneration keeps this table while that cell's key is unchanged (`--remeasure_cost` measures "
+                "it again). " if cost.get("date") else "")
     lines = [
         "",
         "## Cost",
         "",
-        f"Batch-1 latency: LiteRT, one thread, the time of `invoke()` alone (as LiteRT's `benchmark_model` "
+        f"{measured}Batch-1 latency: LiteRT, one thread, the time of `invoke()` alone (as LiteRT's `benchmark_model` "
         f"counts it), median and p90 over {cost['dev_rows']} dev sentences, "
         f"every model at the student's {cost['sequence_length']}-token window. Teachers take token ids "
         "(no tokenizer in the graph); student rows marked *text* tokenize in the graph, *ids* take token "

@@ -327,3 +327,19 @@ def test_the_machine_line_names_the_cpu_and_its_vector_units(tmp_path):
     assert benchmark_report.cpu_model(str(cpuinfo)) == "AMD EPYC 9B14, avx2 avx512f avx512_bf16"
     cpuinfo.write_text(block.format(0, "avx"))
     assert benchmark_report.cpu_model(str(cpuinfo)) == "AMD EPYC 9B14, no AVX2"
+
+
+def test_the_cost_table_is_kept_while_its_cell_is_unchanged_and_says_when_it_was_measured(tmp_path):
+    """Regenerating the results retrains the cost cell only to time it again; a table whose cell (recipe, data,
+    seed) is unchanged is kept, with the date and machine it was measured on."""
+    committed = io.read_json(os.path.join(os.path.dirname(os.path.dirname(__file__)), "docs", "results.json"))["cost"]
+    cost = benchmark.measured_cost(committed, "key-of-the-cell", "sst2 N=1000 seed 0")
+    assert cost["machine"] == benchmark_report.machine() and cost["cell_key"] == "key-of-the-cell"
+    path = str(tmp_path / "results.json")
+    io.write_json({"quality": [], "cost": cost}, path)
+    assert benchmark.kept_cost(path, "key-of-the-cell") == cost
+    assert benchmark.kept_cost(path, "another-key") is None  # the cell changed: timed again
+    assert benchmark.kept_cost(str(tmp_path / "none.json"), "key-of-the-cell") is None
+    text = "\n".join(benchmark_report._cost_markdown(cost))
+    assert f"Measured on {cost['date']} ({benchmark_report.machine()}) with the student and teachers of the sst2 " \
+           "N=1000 seed 0 cell" in text
