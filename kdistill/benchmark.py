@@ -32,7 +32,8 @@ import time
 
 import numpy as np
 
-from kdistill import ablations, augment, config, cost as cost_lib, data, io, keys, pipeline, teacher as teacher_lib
+from kdistill import ablations, augment, benchmark_report, config, cost as cost_lib, data, io, keys, pipeline
+from kdistill import teacher as teacher_lib
 from kdistill.errors import KdistillError
 
 
@@ -103,6 +104,8 @@ def quality_cell(task, dataset, num_labels, seed, run_dir, configs, variant=None
         "seconds": round(time.time() - start, 1),
         # Zero where the cache answered: a reused teacher, cached logits, the default's baseline.
         "phase_seconds": stopwatch.laps,
+        # Cells restored from results.json were timed in other sessions, not always on the same CPU.
+        "machine": benchmark_report.machine(),
     }
     if variant:
         row["variant"] = variant
@@ -145,8 +148,6 @@ def restore_cells(results_path, run_dir):
 def measured_cost(cost, key, cell):
     """The cost table `kdistill.cost.cost` measured now, stamped with the key and name of the cell whose student and
     teachers it timed, the date and the machine: what `kept_cost` checks, and what the document says of it."""
-    from kdistill import benchmark_report
-
     return dict(cost, cell_key=key, cell=cell, date=datetime.date.today().isoformat(),
                 machine=benchmark_report.machine())
 

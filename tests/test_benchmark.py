@@ -343,3 +343,11 @@ def test_the_cost_table_is_kept_while_its_cell_is_unchanged_and_says_when_it_was
     text = "\n".join(benchmark_report._cost_markdown(cost))
     assert f"Measured on {cost['date']} ({benchmark_report.machine()}) with the student and teachers of the sst2 " \
            "N=1000 seed 0 cell" in text
+
+
+def test_cell_times_from_several_machines_say_so():
+    rows = [dict(_row("sst2", 1000, seed, 0.82, 0.70, 0.80), phase_seconds={"teacher": 60.0, "distillation": 30.0},
+                 machine=machine) for seed, machine in ((0, "cpu A"), (1, "cpu A"), (2, "cpu B"))]
+    text = "\n".join(benchmark_report._time_section({"quality": rows}))
+    assert "3 of the cells above timed their phases" in text and "2 on cpu A; 1 on cpu B." in text
+    assert "more than one machine" not in "\n".join(benchmark_report._time_section({"quality": rows[:2]}))
