@@ -250,7 +250,7 @@ def _time_section(results):
         lines += ["", f"{len(cells)} of the cells above timed their phases when they were computed (the others "
                   f"predate the timing): {spent / 60:.1f} minutes in all, of which {phases}. A phase the cache "
                   "answered (a teacher or logits another cell had made) counts near zero."]
-        machines = collections.Counter(row.get("machine", "not recorded") for row in cells)
+        machines = collections.Counter(row.get("machine", "a machine not recorded (before 2026-12-07)") for row in cells)
         if len(machines) > 1:
             lines += ["", "They were timed on more than one machine, so their times compare only within one: " +
                       "; ".join(f"{count} on {name}" for name, count in machines.most_common()) + "."]
