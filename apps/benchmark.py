@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from kdistill import ablations, benchmark, benchmark_report, cli, cost as cost_lib
+from kdistill import ablations, benchmark, benchmark_report, cli
 from kdistill.apps import common
 
 FLAGS = flags.FLAGS
@@ -81,22 +81,10 @@ def main(argv):
         stopwatch.lap("ablations")
     if FLAGS.cost:
         n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
-        key = benchmark.cell_key(specs[FLAGS.cost_task], n, seed, configs)
-        kept = None if FLAGS.remeasure_cost else benchmark.kept_cost(os.path.join(FLAGS.docs_dir, "results.json"), key)
-        if kept:
-            print(f"[benchmark] cost: kept the table measured on {kept['date']} ({kept['machine']}), whose "
-                  f"{FLAGS.cost_task} N={n} seed={seed} cell is unchanged; --remeasure_cost measures it again",
-                  flush=True)
-            results["cost"] = kept
-        else:
-            cell = os.path.join(FLAGS.out_dir, FLAGS.cost_task, f"n{n}_seed{seed}")
-            if not os.path.isdir(os.path.join(cell, "student")):  # a restored cell: its models are trained again
-                os.remove(os.path.join(cell, "cell.json"))
-                benchmark.quality_cell(FLAGS.cost_task, specs[FLAGS.cost_task], n, seed, FLAGS.out_dir, configs)
-            results["cost"] = benchmark.measured_cost(cost_lib.cost(
-                os.path.join(cell, "student"), os.path.join(cell, "teacher"), specs[FLAGS.cost_task],
-                os.path.join(FLAGS.out_dir, "cost"), latency_rows=FLAGS.latency_rows,
-            ), key, f"{FLAGS.cost_task} N={n} seed {seed}")
+        results["cost"] = benchmark.cost_table(
+            FLAGS.cost_task, specs[FLAGS.cost_task], n, seed, FLAGS.out_dir, configs,
+            os.path.join(FLAGS.docs_dir, "results.json"), FLAGS.remeasure_cost, FLAGS.latency_rows,
+        )
         stopwatch.lap("cost")
     results["run_seconds"] = stopwatch.laps
     command = "python -m apps.benchmark " + " ".join(sys.argv[1:])

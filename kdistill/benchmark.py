@@ -145,6 +145,26 @@ def restore_cells(results_path, run_dir):
     return restored
 
 
+def cost_table(task, dataset, num_labels, seed, run_dir, configs, results_path, remeasure=False, latency_rows=200):
+    """The cost table (`kdistill.cost.cost`) of the student and teachers of one default cell: the one in
+    `results_path` when it timed this cell (`kept_cost`) and `remeasure` is not set, else measured now, with the
+    cell's models trained again when the run folder lacks them (a restored cell keeps no models)."""
+    key = cell_key(dataset, num_labels, seed, configs)
+    kept = None if remeasure else kept_cost(results_path, key)
+    if kept:
+        print(f"[benchmark] cost: kept the table measured on {kept['date']} ({kept['machine']}), whose {task} "
+              f"N={num_labels} seed={seed} cell is unchanged; --remeasure_cost measures it again", flush=True)
+        return kept
+    cell = _cell_dir(run_dir, task, num_labels, seed)
+    if not os.path.isdir(os.path.join(cell, "student")):
+        if os.path.exists(os.path.join(cell, "cell.json")):
+            os.remove(os.path.join(cell, "cell.json"))
+        quality_cell(task, dataset, num_labels, seed, run_dir, configs)
+    cost = cost_lib.cost(os.path.join(cell, "student"), os.path.join(cell, "teacher"), dataset,
+                         os.path.join(run_dir, "cost"), latency_rows=latency_rows)
+    return measured_cost(cost, key, f"{task} N={num_labels} seed {seed}")
+
+
 def measured_cost(cost, key, cell):
     """The cost table `kdistill.cost.cost` measured now, stamped with the key and name of the cell whose student and
     teachers it timed, the date and the machine: what `kept_cost` checks, and what the document says of it."""

@@ -340,6 +340,11 @@ def test_the_cost_table_is_kept_while_its_cell_is_unchanged_and_says_when_it_was
     assert benchmark.kept_cost(path, "key-of-the-cell") == cost
     assert benchmark.kept_cost(path, "another-key") is None  # the cell changed: timed again
     assert benchmark.kept_cost(str(tmp_path / "none.json"), "key-of-the-cell") is None
+    # Through the benchmark's entry: the cell's models are not trained again (the run folder stays empty).
+    key = benchmark.cell_key(AG_NEWS, 40, 0, TINY)
+    io.write_json({"quality": [], "cost": benchmark.measured_cost(committed, key, "ag_news N=40 seed 0")}, path)
+    kept = benchmark.cost_table("ag_news", AG_NEWS, 40, 0, str(tmp_path / "runs"), TINY, path)
+    assert kept["cell_key"] == key and not (tmp_path / "runs").exists()
     text = "\n".join(benchmark_report._cost_markdown(cost))
     assert f"Measured on {cost['date']} ({benchmark_report.machine()}) with the student and teachers of the sst2 " \
            "N=1000 seed 0 cell" in text
