@@ -334,7 +334,9 @@ def distill_student_from_shards(
 
 def _pieces_kept(student):
     kept, whole = student.tokenizer.vocabulary_size, len(student.tokenizer.vocabulary)
-    return f"the teacher's whole vocabulary, {whole:,} pieces" if kept == whole else f"{kept:,} of the teacher's {whole:,} pieces"
+    if kept == whole:
+        return f"the teacher's whole vocabulary, {whole:,} pieces"
+    return f"{kept:,} of the teacher's {whole:,} pieces"
 
 
 def train_labels_only(teacher, splits, student_dir, student_config, distill_config, teacher_dev_logits=None):
