@@ -271,8 +271,10 @@ class StrategyFitFixes:
        (`_maybe_symbolic_build`) only to learn the input shapes and dtypes. That fails
        when the replicas hold different numbers of rows (a last, partial batch that the
        teacher's shuffled length buckets may put first) or strings
-       (keras-team/keras#19246). The first replica's rows tell the same shapes and
-       dtypes, so they are used instead.
+       (keras-team/keras#19246). The first replica's rows tell the same dtypes, so they
+       are used instead, with every axis but a float tensor's last left open: each batch
+       of token ids is cut to its longest text (`tokenizer.trim_padding`), so the first
+       batch's width is not the student's sequence length, which its input spec checks.
     2. Under `MultiWorkerMirroredStrategy`, Keras averages each step's scalar metrics
        (the loss, the accuracy) over the workers along axis 0, which scalars do not
        have (tensorflow/tensorflow#72388): `fit` fails on its first step. The step hands
@@ -285,15 +287,17 @@ class StrategyFitFixes:
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         strategy = self._distribute_strategy
-        if strategy is None or replicas(strategy) == 1:
+        if strategy is None:
             return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        check_keras_version()
+        if replicas(strategy) > 1:
+            check_keras_version()
         from keras.src import tree
 
         if iterator is not None:
             for _, _, it in iterator:
-                data_batch = tree.map_structure(_first_replica, next(it))
+                data_batch = next(it)
                 break
+        data_batch = tree.map_structure(lambda value: _open_shape(_first_replica(value)), data_batch)
         with strategy.scope():
             self._symbolic_build(data_batch=data_batch)
 
@@ -318,3 +322,15 @@ def _first_replica(value):
     import tensorflow as tf
 
     return value.values[0] if isinstance(value, tf.distribute.DistributedValues) else value
+
+
+def _open_shape(value):
+    import keras
+
+    if value is None:
+        return None
+    dtype = keras.backend.standardize_dtype(value.dtype)
+    shape = [None] * len(value.shape)
+    if shape and "float" in dtype:
+        shape[-1] = value.shape[-1]  # a feature or logit axis: fixed by the model
+    return keras.KerasTensor(tuple(shape), dtype)
