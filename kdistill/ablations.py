@@ -75,12 +75,14 @@ ABLATIONS = {
     "copies_134k_mpqa": {"augment_to": 134_000, "vocabulary_size": 7000, "vocabulary_words": "off", "task": "mpqa"},
     # Issue #29: the distillation settings chosen on SST-2 and AG News (2 and 4 classes), on 150 intents, on
     # validation rows with one teacher a seed (docs/validation/clinc150_seed0; the temperatures on three seeds in
-    # docs/validation/clinc150). The softer targets of temperature 2 spread a 150-way answer over the classes.
+    # docs/validation/clinc150; SST-5's in docs/validation/sst5_temperature). The softer targets of temperature 2
+    # spread a 150-way answer over the classes.
     "temperature_4_clinc150": {"temperature": 4.0, "task": "clinc150"},
     "epochs_8_clinc150": {"epochs": 8, "task": "clinc150"},
     "alpha_0_clinc150": {"alpha": 0.0, "task": "clinc150"},
     "temperature_1_clinc150": {"temperature": 1.0, "task": "clinc150"},
     "temperature_0.5_clinc150": {"temperature": 0.5, "task": "clinc150"},
+    "temperature_1_sst5": {"temperature": 1.0, "task": "sst5"},
     "copies_134k_clinc150": {"augment_to": 134_000, "task": "clinc150"},
     "batch_64_clinc150": {"batch_size": 64, "task": "clinc150"},
     "vocabulary_words_clinc150": {"vocabulary_size": 0, "vocabulary_words": "on", "task": "clinc150"},
