@@ -73,6 +73,8 @@ ABLATIONS = {
     # Issue #29: more copies than the auto rule's 60,000 for the smallest pools.
     "copies_134k_cr": {"augment_to": 134_000, "task": "cr"},
     "copies_134k_mpqa": {"augment_to": 134_000, "vocabulary_size": 7000, "vocabulary_words": "off", "task": "mpqa"},
+    # Issue #28: distillation batches drawn from texts of similar length (a CPU's time), on validation.
+    "length_buckets": {"length_buckets": True},
 }
 # The ones `apps.benchmark` runs unless told otherwise: the named recipes beside the default.
 DEFAULT_ABLATIONS = ("recipe_fast", "recipe_fast_ag_news", "recipe_small", "recipe_small_ag_news")
