@@ -86,6 +86,9 @@ ABLATIONS = {
     "copies_134k_clinc150": {"augment_to": 134_000, "task": "clinc150"},
     "batch_64_clinc150": {"batch_size": 64, "task": "clinc150"},
     "vocabulary_words_clinc150": {"vocabulary_size": 0, "vocabulary_words": "on", "task": "clinc150"},
+    # Issue #28: distillation batches drawn from texts of similar length (a CPU's time): SST-2 validation, three
+    # seeds (docs/validation/length_buckets).
+    "length_buckets": {"length_buckets": True},
 }
 # The ones `apps.benchmark` runs unless told otherwise: the named recipes beside the default.
 DEFAULT_ABLATIONS = ("recipe_fast", "recipe_fast_ag_news", "recipe_small", "recipe_small_ag_news")

@@ -61,7 +61,10 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
     return student
 
 
-def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order):
+BUCKET_BATCHES = 100
+
+
+def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False):
     """(`{"token_ids", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives.
 
     Each batch's ids are cut to its longest text (`tokenizer.trim_padding`): the same logits, fewer positions to
@@ -74,9 +77,18 @@ def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order):
     teacher_logits = np.asarray(teacher_logits, np.float32)
     labels = np.asarray(labels, np.int32)
 
+    lengths = np.count_nonzero(token_ids, axis=1)
+
     def batches():
-        rows = order.rng().permutation(len(labels))
-        for start in range(0, len(rows), batch_size):
+        rng = order.rng()
+        rows = rng.permutation(len(labels))
+        starts = list(range(0, len(rows), batch_size))
+        if length_buckets:
+            run = batch_size * BUCKET_BATCHES
+            rows = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+                                   for chunk in np.split(rows, range(run, len(rows), run))])
+            starts = [starts[i] for i in rng.permutation(len(starts))]
+        for start in starts:
             index = rows[start : start + batch_size]
             features = {"token_ids": tokenizer_lib.trim_padding(token_ids[index]),
                         "teacher_logits": teacher_logits[index]}
@@ -131,7 +143,7 @@ def distill(
     token_ids = student_token_ids(student, texts)
 
     def make_dataset(input_context=None):
-        return transfer_dataset(token_ids, logits, labels, config.batch_size, order)
+        return transfer_dataset(token_ids, logits, labels, config.batch_size, order, config.length_buckets)
 
     return _fit(teacher, student, make_dataset, order, len(texts), (texts, labels, logits),
                 (splits.labelled_texts, splits.labelled_labels), config, None, callbacks, verbose, backup_dir)
