@@ -484,6 +484,7 @@ def run_all(
         "teacher_params": teacher_metrics["teacher_params"],
         "student_params": distilled["student_params"],
         "truncated_texts": distilled["truncated_texts"],
+        "student_sequence_length": distilled["student_sequence_length"],
         "empty_texts_dropped": splits.empty_texts_dropped,
         "student_dir": student_dir,
         "tflite_path": tflite_path,

@@ -30,7 +30,7 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     teacher_dir = os.path.join(small_run, "teacher")
     result = run_app("apps.demo", f"--dataset={latin1}", "--encoding=latin-1", *SMALL_LABELS, *SMALL_TEACHER,
                      *SMALL_STUDENT, f"--teacher_dir={teacher_dir}", f"--out_dir={out}", "--browser_check=yes",
-                     "--teacher_runtime=tensorflow")
+                     "--teacher_runtime=tensorflow", "--sequence_length=16")
     assert f"[teacher] reusing {teacher_dir}" in result.stdout
     assert not os.path.exists(os.path.join(out, "teacher"))
     with open(os.path.join(out, "summary.json")) as f:
@@ -62,6 +62,9 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     assert set(summary["teacher_minus_student"]) >= {"difference", "interval"}
     report = open(summary["report_path"]).read()
     assert "| class | precision | recall | F1 | dev rows |" in report and "confusion.png" in report
+    # A window of 16 pieces cuts many SST-2 phrases (median 10 pieces): the report says how many, and the flag.
+    assert summary["truncated_texts"] > 0 and summary["student_sequence_length"] == 16
+    assert f"{summary['truncated_texts']:,} of the " in report and "window of 16 pieces" in report
     assert "![the page after a classification](web/page.png)" in report
     assert os.path.getsize(os.path.join(out, "confusion.png")) > 0
     assert "95% interval" in result.stdout and summary["report_path"] in result.stdout
