@@ -43,6 +43,9 @@ def define_flags():
                       "One-change-at-a-time variants of the recipe to run "
                       "(largest N unless the variant names one, first seed); names from kdistill.ablations.ABLATIONS, "
                       "empty for none.")
+    flags.DEFINE_list("restore_from", [], "More results.json files whose cells (and cost table) are restored beside "
+                      "--docs_dir's, unless their key changed: a grid computed in parts (--tasks), one session each, "
+                      "then written whole.")
     flags.DEFINE_string("ablation_task", "sst2", "The task the ablations run on.")
     flags.DEFINE_list("ablation_seeds", None, "Seeds each ablation runs with (default: all of --seeds).")
 
@@ -60,9 +63,10 @@ def main(argv):
     configs = ablations.Configs(common.teacher_config(), common.student_config(), common.distill_config(),
                                 FLAGS.max_unlabelled, FLAGS.validation_rows, FLAGS.teacher_runtime)
     specs = task_specs()
-    restored = benchmark.restore_cells(os.path.join(FLAGS.docs_dir, "results.json"), FLAGS.out_dir)
+    records = [os.path.join(FLAGS.docs_dir, "results.json")] + FLAGS.restore_from
+    restored = sum(benchmark.restore_cells(path, FLAGS.out_dir) for path in records)
     if restored:
-        print(f"[benchmark] {restored} cells restored from {FLAGS.docs_dir}/results.json; those whose key still "
+        print(f"[benchmark] {restored} cells restored from {', '.join(records)}; those whose key still "
               "matches are not run again", flush=True)
     stopwatch = benchmark.Stopwatch()
     rows = [
@@ -83,7 +87,7 @@ def main(argv):
         n, seed = max(int(n) for n in FLAGS.num_labels), int(FLAGS.seeds[0])
         results["cost"] = benchmark.cost_table(
             FLAGS.cost_task, specs[FLAGS.cost_task], n, seed, FLAGS.out_dir, configs,
-            os.path.join(FLAGS.docs_dir, "results.json"), FLAGS.remeasure_cost, FLAGS.latency_rows,
+            records, FLAGS.remeasure_cost, FLAGS.latency_rows,
         )
         stopwatch.lap("cost")
     results["run_seconds"] = stopwatch.laps

@@ -145,12 +145,13 @@ def restore_cells(results_path, run_dir):
     return restored
 
 
-def cost_table(task, dataset, num_labels, seed, run_dir, configs, results_path, remeasure=False, latency_rows=200):
+def cost_table(task, dataset, num_labels, seed, run_dir, configs, results_paths, remeasure=False, latency_rows=200):
     """The cost table (`kdistill.cost.cost`) of the student and teachers of one default cell: the one in
-    `results_path` when it timed this cell (`kept_cost`) and `remeasure` is not set, else measured now, with the
+    `results_paths` (a results.json, or several) when it timed this cell (`kept_cost`) and `remeasure` is not set,
+    else measured now, with the
     cell's models trained again when the run folder lacks them (a restored cell keeps no models)."""
     key = cell_key(dataset, num_labels, seed, configs)
-    kept = None if remeasure else kept_cost(results_path, key)
+    kept = None if remeasure else kept_cost(results_paths, key)
     if kept:
         print(f"[benchmark] cost: kept the table measured on {kept['date']} ({kept['machine']}), whose {task} "
               f"N={num_labels} seed={seed} cell is unchanged; --remeasure_cost measures it again", flush=True)
@@ -172,14 +173,15 @@ def measured_cost(cost, key, cell):
                 machine=benchmark_report.machine())
 
 
-def kept_cost(results_path, key):
-    """The cost table of `results_path` when it timed the cell of `key` (the same student and teacher recipe, data
-    and seed), else None. It times the machine as much as the models: it keeps the date and machine it was
-    measured on, and the document says them."""
-    if not os.path.isfile(results_path):
-        return None
-    cost = io.read_json(results_path).get("cost")
-    return cost if cost and cost.get("cell_key") == key else None
+def kept_cost(results_paths, key):
+    """The cost table of the first of `results_paths` (a results.json, or several) that timed the cell of `key` (the
+    same student and teacher recipe, data and seed), else None. It times the machine as much as the models: it
+    keeps the date and machine it was measured on, and the document says them."""
+    for path in [results_paths] if isinstance(results_paths, str) else results_paths:
+        cost = io.read_json(path).get("cost") if os.path.isfile(path) else None
+        if cost and cost.get("cell_key") == key:
+            return cost
+    return None
 
 
 class Stopwatch:

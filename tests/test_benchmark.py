@@ -95,6 +95,12 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     again = run_in_process("apps.benchmark", *small_flags, f"--out_dir={fresh}")
     assert "1 cells restored" in again.stdout and "cached" in again.stdout and "[teacher]" not in again.stdout
     assert io.read_json(str(docs / "results.json"))["quality"] == [row]
+    # A grid computed in parts, a session each: another part's record restores its cells beside --docs_dir's.
+    whole = small_cell / "whole"
+    assembled = run_in_process("apps.benchmark", *small_flags, f"--docs_dir={whole}", f"--out_dir={whole / 'runs'}",
+                               f"--restore_from={docs / 'results.json'}")
+    assert "cached" in assembled.stdout and "[teacher]" not in assembled.stdout
+    assert io.read_json(str(whole / "results.json"))["quality"] == [row]
     # A changed config changes the key: that cell is computed again, not taken from the record.
     assert benchmark.restore_cells(str(docs / "results.json"), str(fresh)) == 0
     changed = dataclasses.replace(SMALL, distill=dataclasses.replace(SMALL.distill, epochs=2))
@@ -356,7 +362,9 @@ def test_the_cost_table_is_kept_while_its_cell_is_unchanged_and_says_when_it_was
     # Through the benchmark's entry: the cell's models are not trained again (the run folder stays empty).
     key = benchmark.cell_key(AG_NEWS, 40, 0, TINY)
     io.write_json({"quality": [], "cost": benchmark.measured_cost(committed, key, "ag_news N=40 seed 0")}, path)
-    kept = benchmark.cost_table("ag_news", AG_NEWS, 40, 0, str(tmp_path / "runs"), TINY, path)
+    # Records of a grid computed in parts: the one that timed the cell gives its table.
+    kept = benchmark.cost_table("ag_news", AG_NEWS, 40, 0, str(tmp_path / "runs"), TINY,
+                                [str(tmp_path / "none.json"), path])
     assert kept["cell_key"] == key and not (tmp_path / "runs").exists()
     text = "\n".join(benchmark_report._cost_markdown(cost))
     assert f"Measured on {cost['date']} ({benchmark_report.machine()}) with the student and teachers of the sst2 " \
