@@ -86,6 +86,7 @@ ABLATIONS = {
     "temperature_1_cr": {"temperature": 1.0, "task": "cr"},
     "temperature_1_mpqa": {"temperature": 1.0, "task": "mpqa"},
     "temperature_1_subj": {"temperature": 1.0, "task": "subj"},
+    "temperature_1_sst2": {"temperature": 1.0, "task": "sst2"},
     # Issue #29: the gold fine-tune after distillation (chosen on SST-2 and AG News) where the teacher is far
     # ahead of the labels (CR) or the classes are more (docs/validation/temperature).
     "fine_tune_0_cr": {"fine_tune_epochs": 0, "task": "cr"},
