@@ -147,7 +147,7 @@ def restore_cells(results_path, run_dir):
 
 def cost_table(task, dataset, num_labels, seed, run_dir, configs, results_paths, remeasure=False, latency_rows=200):
     """The cost table (`kdistill.cost.cost`) of the student and teachers of one default cell: the one in
-    `results_paths` (a results.json, or several) when it timed this cell (`kept_cost`) and `remeasure` is not set,
+    `results_paths` (results.json files) when one timed this cell (`kept_cost`) and `remeasure` is not set,
     else measured now, with the
     cell's models trained again when the run folder lacks them (a restored cell keeps no models)."""
     key = cell_key(dataset, num_labels, seed, configs)
@@ -174,10 +174,10 @@ def measured_cost(cost, key, cell):
 
 
 def kept_cost(results_paths, key):
-    """The cost table of the first of `results_paths` (a results.json, or several) that timed the cell of `key` (the
-    same student and teacher recipe, data and seed), else None. It times the machine as much as the models: it
-    keeps the date and machine it was measured on, and the document says them."""
-    for path in [results_paths] if isinstance(results_paths, str) else results_paths:
+    """The cost table of the first of `results_paths` (results.json files) that timed the cell of `key` (the same
+    student and teacher recipe, data and seed), else None. It times the machine as much as the models: it keeps
+    the date and machine it was measured on, and the document says them."""
+    for path in results_paths:
         cost = io.read_json(path).get("cost") if os.path.isfile(path) else None
         if cost and cost.get("cell_key") == key:
             return cost

@@ -77,7 +77,7 @@ def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, lengt
     teacher_logits = np.asarray(teacher_logits, np.float32)
     labels = np.asarray(labels, np.int32)
 
-    lengths = np.count_nonzero(token_ids, axis=1)
+    lengths = np.count_nonzero(token_ids, axis=1) if length_buckets else None
 
     def batches():
         rng = order.rng()
@@ -167,6 +167,9 @@ def distill_shards(
 
     if config.transfer_pool:
         raise KdistillError("transfer_pool does not apply to streamed shards (they are the transfer set); set it to 0")
+    if config.length_buckets:
+        # A streamed shuffle buffer is never sorted in runs as `transfer_dataset` sorts texts held in memory.
+        raise KdistillError("length_buckets does not apply to streamed shards yet; set it off (--nolength_buckets)")
     labelled = (
         np.asarray([str(t) for t in labelled_texts], dtype=object),
         np.asarray(labelled_logits, np.float32).reshape(len(labelled_texts), shards.num_classes),

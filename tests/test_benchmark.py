@@ -356,9 +356,9 @@ def test_the_cost_table_is_kept_while_its_cell_is_unchanged_and_says_when_it_was
     assert cost["machine"] == benchmark_report.machine() and cost["cell_key"] == "key-of-the-cell"
     path = str(tmp_path / "results.json")
     io.write_json({"quality": [], "cost": cost}, path)
-    assert benchmark.kept_cost(path, "key-of-the-cell") == cost
-    assert benchmark.kept_cost(path, "another-key") is None  # the cell changed: timed again
-    assert benchmark.kept_cost(str(tmp_path / "none.json"), "key-of-the-cell") is None
+    assert benchmark.kept_cost([path], "key-of-the-cell") == cost
+    assert benchmark.kept_cost([path], "another-key") is None  # the cell changed: timed again
+    assert benchmark.kept_cost([str(tmp_path / "none.json")], "key-of-the-cell") is None
     # Through the benchmark's entry: the cell's models are not trained again (the run folder stays empty).
     key = benchmark.cell_key(AG_NEWS, 40, 0, TINY)
     io.write_json({"quality": [], "cost": benchmark.measured_cost(committed, key, "ag_news N=40 seed 0")}, path)
