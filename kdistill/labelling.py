@@ -440,7 +440,7 @@ def read_all(shards):
 
 def dataset(
     shards, batch_size, epoch_seed, tokenizer=None, labelled=None, shuffle_buffer=SHUFFLE_BUFFER,
-    input_context=None, drop_remainder=False,
+    input_context=None, drop_remainder=False, bucket_batches=0,
 ):
     """`({"token_ids" or "text", "teacher_logits"}, label)` batches streamed from `shards`.
 
@@ -453,6 +453,10 @@ def dataset(
         input_context: `tf.distribute.InputContext` of this input pipeline: each of
             several workers reads its own share of files (of rows, if there are
             fewer files than workers).
+        bucket_batches: when not 0, each run of this many batches is drawn from rows sorted by
+            text length, and the run's batches come in a random order: batches of similar
+            length, cut to their longest text, for a CPU's sake (`training.transfer_dataset`
+            does the same over a whole epoch held in memory).
 
     Memory is bounded by `shuffle_buffer` rows and a few batches, whatever the row count.
     """
@@ -472,12 +476,24 @@ def dataset(
         texts, logits, labels = labelled
         labelled_records = [serialize(str(t), l, y) for t, l, y in zip(texts, logits, labels)][pipeline::pipelines]
     total = own_rows + len(labelled_records)
+    text_only = {"text": tf.io.FixedLenFeature([], tf.string)}
 
     def one_epoch(seed):
         # Stateless random ops keyed by (epoch seed, purpose): tf.data's own seeded ops cannot
         # take a seed that is only known when the epoch starts.
         def keys(count, purpose):
             return tf.random.stateless_uniform([count], seed=tf.stack([seed, tf.cast(purpose, tf.int64)]))
+
+        def sorted_run(i, block):
+            # Bytes stand in for word pieces: tokenising twice would cost more than the sort saves.
+            lengths = tf.strings.length(tf.io.parse_example(block, text_only)["text"])
+            block = tf.gather(block, tf.argsort(lengths, stable=True))
+            full = tf.shape(block)[0] // batch_size
+            # Only whole batches are reordered, and an epoch's partial last one stays last, so the
+            # `batch` below cuts exactly these batches. Negative purposes: distinct from the shuffles' keys.
+            batches = tf.reshape(block[: full * batch_size], [full, batch_size])
+            batches = tf.gather(batches, tf.argsort(keys(full, -1 - i)))
+            return tf.concat([tf.reshape(batches, [-1]), block[full * batch_size :]], 0)
 
         names = tf.data.Dataset.from_tensor_slices(tf.gather(files, tf.argsort(keys(len(files), 0))))
         records = names.interleave(
@@ -500,6 +516,8 @@ def dataset(
                 lambda i: tf.cast(keys(1, 4 + 2 * i)[0] < share, tf.int64)
             )
             records = tf.data.Dataset.choose_from_datasets([records, extra], choices, stop_on_empty_dataset=False)
+        if bucket_batches:
+            records = records.batch(batch_size * bucket_batches).enumerate().map(sorted_run).unbatch()
         return records
 
     features = _features(shards.num_classes)

@@ -167,9 +167,6 @@ def distill_shards(
 
     if config.transfer_pool:
         raise KdistillError("transfer_pool does not apply to streamed shards (they are the transfer set); set it to 0")
-    if config.length_buckets:
-        # A streamed shuffle buffer is never sorted in runs as `transfer_dataset` sorts texts held in memory.
-        raise KdistillError("length_buckets does not apply to streamed shards yet; set it off (--nolength_buckets)")
     labelled = (
         np.asarray([str(t) for t in labelled_texts], dtype=object),
         np.asarray(labelled_logits, np.float32).reshape(len(labelled_texts), shards.num_classes),
@@ -185,6 +182,7 @@ def distill_shards(
             shards, batch_size, lambda: int(order.rng().integers(2**31 - 1)), tokenizer=student.tokenizer,
             labelled=labelled, shuffle_buffer=shuffle_buffer or labelling.SHUFFLE_BUFFER,
             input_context=input_context, drop_remainder=tpu,
+            bucket_batches=BUCKET_BATCHES if config.length_buckets else 0,
         )
 
     return _fit(teacher, student, make_dataset, order, shards.total_rows + len(labelled[0]), (shards.key, *labelled),

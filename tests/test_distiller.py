@@ -177,11 +177,3 @@ def test_pool_cut_keeps_each_texts_own_targets_and_fine_tuning_fits_the_gold_lab
     distilled = gold_loss()
     training.fine_tune_on_labels(student, splits.labelled_texts, splits.labelled_labels, config, verbose=0)
     assert gold_loss() < distilled - 0.02  # a no-op fine-tune leaves it where distillation did
-
-
-def test_streamed_shards_refuse_length_buckets_rather_than_drop_them():
-    """The streamed path cannot sort its shuffle buffer by length: asked to, it says so instead of ignoring it."""
-    from kdistill.errors import KdistillError
-
-    with pytest.raises(KdistillError, match="length_buckets does not apply to streamed shards"):
-        training.distill_shards(None, None, None, [], [], [], DistillConfig(length_buckets=True))

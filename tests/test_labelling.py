@@ -233,6 +233,43 @@ def test_stream_reads_every_row_once_per_epoch_in_a_seeded_order(teacher, sst2_s
     assert all(x["token_ids"].shape[1] == 64 for x, _ in stream(tokenizer=tokenizer, drop_remainder=True).take(4))
 
 
+def test_length_buckets_give_every_row_once_in_batches_of_similar_length(teacher, sst2_splits, tmp_path):
+    """`length_buckets`, streamed (runs of 4 batches sorted by bytes) and in memory (runs of `BUCKET_BATCHES`
+    sorted by pieces): the same rows each epoch, in batches whose longest text is shorter, in a seeded order."""
+    texts = list(dict.fromkeys(sst2_splits.unlabelled_texts[:700]))
+    shards = _fake_shards(teacher, texts, str(tmp_path))
+
+    def stream(bucket_batches, seed=11):
+        return labelling.dataset(shards, 32, lambda: seed, shuffle_buffer=128, bucket_batches=bucket_batches)
+
+    def spread(batches):  # the mean over batches of the longest text's bytes minus the shortest's
+        return np.mean([max(map(len, b)) - min(map(len, b)) for b in batches])
+
+    plain = [[t.decode() for t in x["text"].numpy()] for x, _ in stream(0)]
+    bucketed = [[t.decode() for t in x["text"].numpy()] for x, _ in stream(4)]
+    assert sorted(sum(bucketed, [])) == sorted(texts) and len(bucketed) == len(plain)
+    assert [len(b) for b in bucketed] == [len(b) for b in plain]  # only the last batch is partial
+    assert spread(bucketed) < spread(plain) / 3
+    assert [[t.decode() for t in x["text"].numpy()] for x, _ in stream(4)] == bucketed
+    assert [[t.decode() for t in x["text"].numpy()] for x, _ in stream(4, seed=12)] != bucketed
+
+    ids = np.zeros((len(texts), 64), np.int32)
+    widths = np.random.default_rng(0).integers(1, 65, len(texts))
+    for row, width in enumerate(widths):
+        ids[row, :width] = row + 1  # the row, recoverable from its ids
+    logits, labels = np.zeros((len(texts), 2), np.float32), np.full(len(texts), -1, np.int32)
+
+    def epoch(length_buckets):
+        dataset = training.transfer_dataset(ids, logits, labels, 32, io.EpochOrder(3), length_buckets)
+        return [x["token_ids"].numpy() for x, _ in dataset]
+
+    plain, bucketed = epoch(False), epoch(True)
+    assert sorted(int(b[i, 0]) for b in bucketed for i in range(len(b))) == list(range(1, len(texts) + 1))
+    assert sum(b.shape[1] for b in bucketed) < 0.6 * sum(b.shape[1] for b in plain)
+    widths = [b.shape[1] for b in bucketed]
+    assert widths != sorted(widths)  # sorted within the run, then the run's batches shuffled
+
+
 def test_streamed_vocabulary_count_equals_the_in_memory_pruning(teacher, sst2_splits, tmp_path):
     texts = list(sst2_splits.unlabelled_texts[:600])
     shards = _fake_shards(teacher, texts, str(tmp_path), num_shards=2)
