@@ -76,7 +76,7 @@ ABLATIONS = {
     # Issue #29: the distillation settings chosen on SST-2 and AG News (2 and 4 classes), on 150 intents, on
     # validation rows with one teacher a seed (docs/validation/clinc150_seed0; the temperatures on three seeds in
     # docs/validation/clinc150; CR's, MPQA's, SUBJ's and SST-5's, one seed each, in docs/validation/temperature;
-    # SST-2's, two seeds and three teachers, in docs/validation/sst2_temperature). The softer targets of
+    # SST-2's, three seeds and three teachers, in docs/validation/sst2_buckets_temperature). The softer targets of
     # temperature 2 spread a 150-way answer over the classes.
     "temperature_4_clinc150": {"temperature": 4.0, "task": "clinc150"},
     "epochs_8_clinc150": {"epochs": 8, "task": "clinc150"},
