@@ -307,6 +307,11 @@ def _read_spec(spec, seed, encoding="utf-8"):
     )
 
 
+def num_classes(spec, encoding="utf-8"):
+    """How many classes `spec` holds: what a rule that depends on it (the distillation temperature's) resolves by."""
+    return len(_read_spec(spec, 0, encoding)[2])
+
+
 def identity(spec):
     """What `spec` reads, wherever it lives: a tfds name, or the content of the local files `load` reads (a
     folder's train, dev and classes files; a single file). Caches key a dataset by this, so a copy of the data

@@ -4,7 +4,10 @@ Every cache and resumable run is keyed by a hash of what made it: teacher logits
 the teacher's weights, preprocessing and texts; a fine-tuned teacher by its labels and
 config; a training run by its config, data and starting weights; a benchmark cell by
 its configs. A config enters a key whole (`dataclasses.asdict`), so a new field
-changes every key that config is part of and no list of exceptions has to be kept.
+changes every key that config is part of, with one exception that its field declares:
+an option added later whose default keeps the earlier behaviour (`config.option(...,
+keyed_when_set=True)`) enters keys only when set otherwise, so that results keyed before
+it (hours of benchmark cells) stay valid where it changes nothing.
 
 Example:
 
@@ -35,7 +38,7 @@ class Digest:
         """Adds one part: bytes, an array (its bytes), a sequence of strings (each one), a config dataclass or any
         other value (its repr). Parts are delimited: ("ab", "c") and ("a", "bc") give different keys."""
         if dataclasses.is_dataclass(part) and not isinstance(part, type):
-            part = dataclasses.asdict(part)
+            part = _keyed_fields(part)
         if isinstance(part, bytes):
             self._sha.update(part)
         elif isinstance(part, np.ndarray) and part.dtype != object:
@@ -50,6 +53,14 @@ class Digest:
 
     def hexdigest(self):
         return self._sha.hexdigest()[:LENGTH]
+
+
+def _keyed_fields(config):
+    values = dataclasses.asdict(config)
+    for field in dataclasses.fields(config):
+        if field.metadata.get("keyed_when_set") and values[field.name] == field.default:
+            del values[field.name]
+    return values
 
 
 def of(*parts):

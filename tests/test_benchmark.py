@@ -49,7 +49,7 @@ def small_cell(small_run, tmp_path):
     return tmp_path
 
 
-def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_sst2, capsys):
+def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_sst2, capsys, monkeypatch):
     task, num_labels, seed = SMALL_CELL
     row = benchmark.quality_cell(task, small_sst2, num_labels, seed, str(small_cell), SMALL)
     assert {row["task"], row["num_labels"], row["seed"], row["num_unlabelled"]} == {task, num_labels, seed, SMALL_UNLABELLED}
@@ -113,6 +113,13 @@ def test_quality_cell_measures_all_three_models_and_is_cached(small_cell, small_
     with open(moved / "dev.tsv", "a") as f:
         f.write("one more sentence\t1\n")
     assert benchmark.cell_key(str(moved), num_labels, seed, SMALL) != row["key"]
+    # The temperature's rule joins the key by its outcome: "auto" on 2 classes keys as temperature 2 does, and a
+    # boundary that gave 2 classes temperature 1 would move the key.
+    assert SMALL.distill.temperature == config.AUTO
+    explicit = dataclasses.replace(SMALL, distill=dataclasses.replace(SMALL.distill, temperature=2.0))
+    assert benchmark.cell_key(small_sst2, num_labels, seed, explicit) == row["key"]
+    monkeypatch.setattr(config, "MANY_CLASSES", 2)
+    assert benchmark.cell_key(small_sst2, num_labels, seed, SMALL) != row["key"]
 
 
 @pytest.mark.slow  # a second cell with two variants and three latency exports (about 40 s)

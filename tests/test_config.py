@@ -61,3 +61,17 @@ def test_the_teacher_trains_for_enough_updates_per_class_and_in_all():
     assert teacher.epochs_for(1000, num_classes=150) == 20
     # Few labels: at least min_steps (200) updates, 29 epochs of 7.
     assert teacher.epochs_for(100, num_classes=2) == 29
+
+
+def test_the_distillation_temperature_softens_less_where_classes_are_many():
+    define_flags("apps.distill")
+    flags.FLAGS(["apps.distill"])
+    auto = common.distill_config()
+    assert auto.temperature == config.AUTO
+    assert auto.distill_temperature(2) == auto.distill_temperature(config.MANY_CLASSES - 1) == 2.0
+    assert auto.distill_temperature(config.MANY_CLASSES) == auto.distill_temperature(150) == 1.0
+    define_flags("apps.distill")
+    flags.FLAGS(["apps.distill", "--temperature=1.5"])
+    assert common.distill_config().distill_temperature(150) == 1.5  # a number given wins over the rule
+    with pytest.raises(ValueError, match="temperature: 'warm' is neither 'auto' nor a number"):
+        config.DistillConfig(temperature="warm")

@@ -41,6 +41,19 @@ def test_the_plan_prices_each_stage_by_its_work(splits):
     assert slow["distillation"] == pytest.approx(2 * seconds["distillation"])
 
 
+def test_length_buckets_price_distillation_by_the_positions_their_batches_convolve(splits):
+    teacher, _, plain_config = config.recipe()
+    distill = dataclasses.replace(plain_config, length_buckets=True)
+    bucketed = estimate.plan(splits, teacher, distill, ms_per_text=2.6)["distillation"]
+    plain = estimate.plan(splits, teacher, plain_config, ms_per_text=2.6)
+    # SST-2's pool: sorted batches are about 12 words wide, random ones about 41.
+    share = estimate.bucketed_share(splits.unlabelled_texts[:20_000], distill.batch_size)
+    assert 0.2 < share < 0.4
+    assert 0.35 < bucketed / plain["distillation"] < 0.55
+    # Texts all of one length gain nothing from sorting them.
+    assert estimate.bucketed_share(["a b c"] * 500, 128) == 1.0
+
+
 def test_a_fine_tuning_step_costs_at_least_its_floor_however_short_the_texts(splits):
     # MPQA's 3-word phrases probe at about a third of SST-2's forward time, yet their teachers took 204 s against
     # SST-2's 252 s: a step has a cost that does not shrink with the text.

@@ -33,3 +33,13 @@ def test_every_config_field_is_part_of_the_key_with_nothing_to_list():
             else:
                 changed = "12345" if value == config.AUTO else value + "_other"
             assert keys.of(dataclasses.replace(default, **{field.name: changed})) != keys.of(default), field.name
+
+
+def test_an_option_added_later_enters_keys_only_when_set():
+    """`length_buckets` came after hours of keyed benchmark cells: off (as before it) it leaves their keys as they
+    were; on, it makes new ones."""
+    base = config.DistillConfig()
+    before_it = {name: value for name, value in dataclasses.asdict(base).items() if name != "length_buckets"}
+    assert not base.length_buckets and keys.of(base) == keys.of(before_it)
+    assert keys.of(dataclasses.replace(base, length_buckets=True)) != keys.of(base)
+    assert keys.of(dataclasses.replace(base, epochs=5)) != keys.of(base)  # any other field, always
