@@ -368,6 +368,8 @@ def _finish_student(
         "seconds": round(time.time() - start, 1),
         **_config_dict(student_config, "student_"),
         **_config_dict(distill_config, "distill_"),
+        # What the loss used, the temperature's auto rule resolved.
+        "distill_temperature_used": distill_config.distill_temperature(splits.num_classes),
     }
     if teacher_dev_logits is not None:
         metrics["agreement_with_teacher"] = training.agreement(dev_logits, teacher_dev_logits)
@@ -485,6 +487,7 @@ def run_all(
         "student_params": distilled["student_params"],
         "truncated_texts": distilled["truncated_texts"],
         "student_sequence_length": distilled["student_sequence_length"],
+        "distill_temperature": distilled["distill_temperature_used"],
         "empty_texts_dropped": splits.empty_texts_dropped,
         "student_dir": student_dir,
         "tflite_path": tflite_path,
