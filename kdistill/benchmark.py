@@ -121,13 +121,19 @@ def cell_key(dataset, num_labels, seed, configs):
     rules = (config.UPDATES_PER_CLASS, augment.AUTO_MIN_TEXTS, augment.AUTO_MAX_TEXTS, augment.SHORT_TEXT_WORDS,
              augment.PHRASE_WORDS, config.PIECES_KEPT,
              teacher_lib.labelling_runtime(configs.teacher_runtime), teacher_lib.MIN_LABELLER_AGREEMENT)
+    identity = data.identity(dataset)
     distill = dataclasses.replace(configs.distill, seed=seed)
     if distill.temperature == config.AUTO:
         # The rule's outcome joins the key, not the word "auto": a cell the rule leaves at the temperature it had
         # keeps its key and figures, and a change of the rule moves only the cells whose temperature it moves.
-        distill = dataclasses.replace(distill, temperature=distill.distill_temperature(data.num_classes(dataset)))
-    return keys.of(data.identity(dataset), num_labels, seed, configs.max_unlabelled, configs.validation_rows,
+        if identity not in _CLASS_COUNTS:  # read once a dataset, not once a cell
+            _CLASS_COUNTS[identity] = data.num_classes(dataset)
+        distill = dataclasses.replace(distill, temperature=distill.distill_temperature(_CLASS_COUNTS[identity]))
+    return keys.of(identity, num_labels, seed, configs.max_unlabelled, configs.validation_rows,
                    configs.teacher, configs.student, distill, rules)
+
+
+_CLASS_COUNTS = {}
 
 
 def restore_cells(results_path, run_dir):

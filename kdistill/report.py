@@ -116,12 +116,8 @@ def write(out_dir, summary, class_names, dev_labels, dev_logits):
                   f"teacher's label on {labelling['dev_agreement_with_teacher']:.2%} of rows (largest probability "
                   f"difference {labelling['dev_max_probability_difference']:.3f})."]
     if "distill_temperature" in summary:
-        from kdistill import config, distiller
-
         lines += ["", f"Distillation softened both answers at temperature {summary['distill_temperature']:g} "
-                  f"(`--temperature`; its auto rule: {distiller.DEFAULT_TEMPERATURE:g} below {config.MANY_CLASSES} "
-                  f"classes, {distiller.MANY_CLASSES_TEMPERATURE:g} from {config.MANY_CLASSES}, where a softer "
-                  "teacher spreads its answer over the many classes it rules out)."]
+                  "(`--temperature`; auto picks it by the number of classes, as its `--help` says)."]
     truncated, transfer = summary.get("truncated_texts", 0), summary["num_labels"] + summary["num_unlabelled"]
     if truncated:
         lines += ["", f"{truncated:,} of the {transfer:,} training texts ({truncated / transfer:.1%}) are longer than the "

@@ -119,7 +119,7 @@ def new_distiller(teacher, student, config, num_rows, steps_per_execution=1):
         optimizer=keras.optimizers.Adam(_cosine(config, num_rows)),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="labelled_accuracy")],
         alpha=config.alpha,
-        temperature=config.distill_temperature(getattr(student, "num_classes", None) or student.output.shape[-1]),
+        temperature=config.distill_temperature(student.num_classes),
         steps_per_execution=steps_per_execution,
     )
     return distiller
