@@ -14,7 +14,9 @@ the expensive part). With every batch carrying them the teacher may be `None`.
 A dict may carry the student's `"token_ids"` instead of (or beside) the text,
 tokenised in the input pipeline: string ops then stay on the host, which TPUs
 need; the student may then be its bare id-level network
-(`student.conv_classifier`). Labels are class ids, with -1 for unlabelled rows.
+(`student.conv_classifier`). With `"part_widths"` beside the ids (`training.transfer_dataset` on a CPU), the
+rows come sorted by length and are convolved in that many equal slices, each cut to its width: the same logits
+and loss for fewer positions. Labels are class ids, with -1 for unlabelled rows.
 Only the student's weights train; `fit`, `evaluate` and callbacks work as usual.
 
 Under a `tf.distribute` strategy each replica returns its share of the global
@@ -81,9 +83,30 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
 
     def call(self, inputs, training=False):
         ids = inputs.get("token_ids") if isinstance(inputs, dict) else None
+        if ids is not None and "part_widths" in inputs:
+            return self._by_parts(ids, inputs["part_widths"], training)
         if ids is not None:
             return self.network(ids, training=training)
         return self.student(_texts(inputs), training=training)
+
+    def _by_parts(self, ids, part_widths, training):
+        """The network's logits of `ids`, convolved in `len(part_widths)` equal slices of rows, each cut to its
+        width (`training.transfer_dataset` sorts the rows by length): every row's logits are the same as in one
+        call, since padding changes nothing (`student.conv_classifier`), and a CPU convolves fewer positions.
+
+        A batch of fewer rows than parts repeats its last row to give every part one (a convolution of no rows
+        fails), and the repeats' logits are dropped, so they add nothing to the loss.
+        """
+        rows = keras.ops.shape(ids)[0]
+        parts = part_widths.shape[0]
+        slots = keras.ops.maximum(rows, parts)
+        ids = keras.ops.take(ids, keras.ops.minimum(keras.ops.arange(slots), rows - 1), axis=0)
+        logits = []
+        for k in range(parts):
+            start, stop = (k * slots) // parts, ((k + 1) * slots) // parts
+            part = keras.ops.slice(ids, (start, 0), (stop - start, part_widths[k]))
+            logits.append(self.network(part, training=training))
+        return keras.ops.concatenate(logits, axis=0)[:rows]
 
     def teacher_logits(self, inputs):
         """Precomputed logits when the batch carries them, else the frozen teacher's output."""

@@ -45,7 +45,8 @@ TEACHER_OVERHEAD_S = 12.0
 STUDENT_ROW = 0.2
 LABELS_ONLY_EPOCHS = 14
 # Length-bucketed batches (`DistillConfig.length_buckets`) convolve about as many positions as their texts hold
-# instead of the batch's longest: `bucketed_share` counts both on the pool. The rest of a step (the embedding
+# instead of the batch's longest, and batches convolved in length-sorted parts (`training.batch_parts`) fewer than
+# whole ones: `convolved_share` counts them on the pool. The rest of a step (the embedding
 # lookup, the head, the optimizer) does not shrink: this share of it, fitted on SST-2's demo (2026-12-07): widths
 # 0.29 of the unbucketed ones, distillation 78 s against about 170 s before.
 BUCKETS_FIXED_SHARE = 0.24
@@ -117,11 +118,12 @@ def transfer_size(splits, distill_config):
 
 
 def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=False, pool_labelled=False,
-         runtime="tensorflow", side_by_side=False):
+         runtime="tensorflow", side_by_side=False, batch_parts=None):
     """Estimated seconds of each stage of `pipeline.run_all` (`STAGES`), from the data's size and the
     teacher's measured `ms_per_text`; `teacher_trained` when a reusable teacher exists, `pool_labelled` when
     its logits of the transfer set are cached too; `runtime` labels the transfer set (`teacher.RUNTIMES`);
-    `side_by_side` when an ensemble's members train at once (`side_by_side.wanted`)."""
+    `side_by_side` when an ensemble's members train at once (`side_by_side.wanted`); `batch_parts` the slices
+    distillation convolves each batch in (default: this machine's, `training.batch_parts`)."""
     forward = ms_per_text / 1000
     members = teacher_config.ensemble
     labelled = len(splits.labelled_texts)
@@ -138,31 +140,44 @@ def plan(splits, teacher_config, distill_config, ms_per_text, teacher_trained=Fa
         "labelling": 0.0 if pool_labelled else members * _labelling(transfer, len(splits.dev_texts), forward, runtime,
                                                                     prepared=side_by_side and not teacher_trained),
         "labels_only": LABELS_ONLY_EPOCHS * labelled * student_row,
-        "distillation": (distill_config.epochs * transfer * _epoch_share(splits, distill_config)
+        "distillation": (distill_config.epochs * transfer * _epoch_share(splits, distill_config, batch_parts)
                          + distill_config.fine_tune_epochs * labelled) * student_row,
         "export": EXPORT_S + EXPORT_PER_DEV_ROW * len(splits.dev_texts) * forward,
     }
 
 
-def _epoch_share(splits, distill_config, sample=20_000):
-    """A distillation epoch's time with `distill_config`'s batching, as a share of one of random batches."""
-    if not distill_config.length_buckets:
+def _epoch_share(splits, distill_config, parts=None, sample=20_000):
+    """A distillation epoch's time with `distill_config`'s batching, convolved in `parts` (default: this machine's,
+    `training.batch_parts`), as a share of one of random batches convolved whole."""
+    if parts is None:
+        from kdistill import training
+
+        parts = training.batch_parts()
+    if not distill_config.length_buckets and parts == 1:
         return 1.0
-    return BUCKETS_FIXED_SHARE + (1 - BUCKETS_FIXED_SHARE) * bucketed_share(
-        splits.unlabelled_texts[:sample], distill_config.batch_size)
+    return BUCKETS_FIXED_SHARE + (1 - BUCKETS_FIXED_SHARE) * convolved_share(
+        splits.unlabelled_texts[:sample], distill_config.batch_size, distill_config.length_buckets, parts)
 
 
-def bucketed_share(texts, batch_size, sequence_length=64):
-    """The positions that batches of similar length cut to their longest convolve, as a share of those of random
-    batches cut the same way; words (plus [CLS] and [SEP]) stand in for pieces."""
+def convolved_share(texts, batch_size, length_buckets=False, parts=1, sequence_length=64):
+    """The positions distillation convolves (`training.transfer_dataset`: batches cut to their longest text, or
+    each of their `parts` slices sorted by length to its own; `length_buckets` draws batches of similar length),
+    as a share of those of random batches convolved whole; words (plus [CLS] and [SEP]) stand in for pieces."""
     lengths = np.minimum([len(str(text).split()) + 2 for text in texts], sequence_length)
     if len(lengths) == 0:
         return 1.0
 
-    def widths(order):
-        return sum(lengths[order[i : i + batch_size]].max() for i in range(0, len(order), batch_size))
+    def positions(order, parts):
+        total = 0
+        for i in range(0, len(order), batch_size):
+            batch = np.sort(lengths[order[i : i + batch_size]])
+            ends = (np.arange(1, parts + 1) * len(batch)) // parts
+            starts = np.concatenate([[0], ends[:-1]])
+            total += sum((end - start) * batch[end - 1] for start, end in zip(starts, ends) if end > start)
+        return total
 
-    return widths(np.argsort(lengths)) / widths(np.random.default_rng(0).permutation(len(lengths)))
+    random_order = np.random.default_rng(0).permutation(len(lengths))
+    return positions(np.argsort(lengths) if length_buckets else random_order, parts) / positions(random_order, 1)
 
 
 def _labelling(transfer, dev, forward, runtime, prepared=False):

@@ -62,44 +62,78 @@ def build_student(teacher, splits, config, seed=0, kept_ids=None):
 
 
 BUCKET_BATCHES = 100
+# Issue #28: on a CPU the step's cost is the positions it convolves. A shuffled batch of 128 SST-2 texts is about
+# 45 pieces wide, as wide as its longest text; convolved as 4 parts of 32 rows sorted by length, each cut to its
+# own longest text, the same rows and the same loss took 22-27 s an epoch of SST-2's demo transfer set instead of
+# 34 (2-core CPU, 2026-12-07). More parts cost more than they save (8: 28 ms a step against 4's 21), and parts of
+# uneven sizes ran slower still (each new shape is a new convolution primitive). A GPU runs the batch whole.
+CPU_BATCH_PARTS = 4
 
 
-def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False):
+def batch_parts():
+    """How many length-sorted parts `Distiller` convolves each batch in: `CPU_BATCH_PARTS` on a CPU, 1 (the whole
+    batch) where a GPU or TPU holds the model."""
+    import tensorflow as tf
+
+    accelerated = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
+    return 1 if accelerated else CPU_BATCH_PARTS
+
+
+def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False, parts=1):
     """(`{"token_ids", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives.
 
-    Each batch's ids are cut to its longest text (`tokenizer.trim_padding`): the same logits, fewer positions to
-    convolve. The student's input is declared `sequence_length` wide; the narrower batches pass because
-    `fit` traces the step for ids of any width.
+    Each batch's ids are cut to its longest text: the same logits (`tokenizer.trim_padding`), fewer positions
+    to convolve. The student's input is declared `sequence_length` wide; the narrower batches pass because `fit`
+    traces the step for ids of any width. With `parts` above 1 each batch's rows come sorted by length and the
+    features add `"part_widths"`, the longest text of each of `parts` equal slices of the rows, which
+    `Distiller` convolves one by one: the same rows and loss, fewer positions again.
+
+    Python draws each epoch's order once; the batches are gathered, sorted and cut by TensorFlow. A Python
+    generator of batches held the step back on a 2-core CPU (41 s an epoch of SST-2's demo against 34).
     """
     import tensorflow as tf
 
     token_ids = np.asarray(token_ids, np.int32)
-    teacher_logits = np.asarray(teacher_logits, np.float32)
-    labels = np.asarray(labels, np.int32)
+    text_lengths = np.count_nonzero(token_ids, axis=1).astype(np.int32)
 
-    lengths = np.count_nonzero(token_ids, axis=1) if length_buckets else None
-
-    def batches():
+    def epoch_order():
+        """This epoch's rows, batch after batch, and the batches' sizes."""
         rng = order.rng()
-        rows = rng.permutation(len(labels))
+        rows = rng.permutation(len(text_lengths))
         starts = list(range(0, len(rows), batch_size))
         if length_buckets:
             run = batch_size * BUCKET_BATCHES
-            rows = np.concatenate([chunk[np.argsort(lengths[chunk], kind="stable")]
+            rows = np.concatenate([chunk[np.argsort(text_lengths[chunk], kind="stable")]
                                    for chunk in np.split(rows, range(run, len(rows), run))])
             starts = [starts[i] for i in rng.permutation(len(starts))]
-        for start in starts:
-            index = rows[start : start + batch_size]
-            features = {"token_ids": tokenizer_lib.trim_padding(token_ids[index]),
-                        "teacher_logits": teacher_logits[index]}
-            yield features, labels[index]
+        batches = [rows[start : start + batch_size] for start in starts]
+        yield np.concatenate(batches), np.array([len(b) for b in batches], np.int64)
 
-    signature = (
-        {"token_ids": tf.TensorSpec((None, None), tf.int32),
-         "teacher_logits": tf.TensorSpec((None, teacher_logits.shape[1]), tf.float32)},
-        tf.TensorSpec((None,), tf.int32),
-    )
-    return io.epoch_dataset(batches, signature, num_batches=-(-len(labels) // batch_size))
+    ids = tf.constant(token_ids)
+    logits = tf.constant(np.asarray(teacher_logits, np.float32))
+    targets = tf.constant(np.asarray(labels, np.int32))
+    lengths = tf.constant(text_lengths)
+
+    def batch(rows):
+        row_lengths = tf.gather(lengths, rows)
+        if parts > 1:
+            by_length = tf.argsort(row_lengths, stable=True)
+            rows, row_lengths = tf.gather(rows, by_length), tf.gather(row_lengths, by_length)
+        features = {"token_ids": tf.gather(ids, rows)[:, : tf.maximum(tf.reduce_max(row_lengths), 1)],
+                    "teacher_logits": tf.gather(logits, rows)}
+        if parts > 1:
+            # The longest text of a part is its last. A batch of fewer rows than parts gives each part one, its last
+            # row repeated (`Distiller._by_parts`).
+            count = tf.size(rows)
+            ends = (tf.range(1, parts + 1) * tf.maximum(count, parts)) // parts
+            features["part_widths"] = tf.maximum(tf.gather(row_lengths, tf.minimum(ends, count) - 1), 1)
+        return features, tf.gather(targets, rows)
+
+    signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.int64))
+    dataset = tf.data.Dataset.from_generator(epoch_order, output_signature=signature).flat_map(
+        lambda rows, sizes: tf.data.Dataset.from_tensor_slices(tf.RaggedTensor.from_row_lengths(rows, sizes)))
+    dataset = dataset.map(batch).apply(tf.data.experimental.assert_cardinality(-(-len(token_ids) // batch_size)))
+    return dataset.prefetch(2)
 
 
 def student_token_ids(student, texts, batch_size=4096):
@@ -141,9 +175,10 @@ def distill(
     )
     order = io.EpochOrder(config.seed)
     token_ids = student_token_ids(student, texts)
+    parts = batch_parts()
 
     def make_dataset(input_context=None):
-        return transfer_dataset(token_ids, logits, labels, config.batch_size, order, config.length_buckets)
+        return transfer_dataset(token_ids, logits, labels, config.batch_size, order, config.length_buckets, parts)
 
     return _fit(teacher, student, make_dataset, order, len(texts), (texts, labels, logits),
                 (splits.labelled_texts, splits.labelled_labels), config, None, callbacks, verbose, backup_dir)

@@ -41,17 +41,22 @@ def test_the_plan_prices_each_stage_by_its_work(splits):
     assert slow["distillation"] == pytest.approx(2 * seconds["distillation"])
 
 
-def test_length_buckets_price_distillation_by_the_positions_their_batches_convolve(splits):
+def test_length_buckets_and_batch_parts_price_distillation_by_the_positions_they_convolve(splits):
     teacher, _, plain_config = config.recipe()
     distill = dataclasses.replace(plain_config, length_buckets=True)
-    bucketed = estimate.plan(splits, teacher, distill, ms_per_text=2.6)["distillation"]
-    plain = estimate.plan(splits, teacher, plain_config, ms_per_text=2.6)
+    bucketed = estimate.plan(splits, teacher, distill, ms_per_text=2.6, batch_parts=1)["distillation"]
+    plain = estimate.plan(splits, teacher, plain_config, ms_per_text=2.6, batch_parts=1)
     # SST-2's pool: sorted batches are about 12 words wide, random ones about 41.
-    share = estimate.bucketed_share(splits.unlabelled_texts[:20_000], distill.batch_size)
+    share = estimate.convolved_share(splits.unlabelled_texts[:20_000], distill.batch_size, length_buckets=True)
     assert 0.2 < share < 0.4
     assert 0.35 < bucketed / plain["distillation"] < 0.55
+    # Four length-sorted parts of each random batch: a part as wide as its longest text.
+    in_parts = estimate.convolved_share(splits.unlabelled_texts[:20_000], distill.batch_size, parts=4)
+    assert 0.3 < in_parts < 0.6
+    parts = estimate.plan(splits, teacher, plain_config, ms_per_text=2.6, batch_parts=4)["distillation"]
+    assert parts < plain["distillation"]
     # Texts all of one length gain nothing from sorting them.
-    assert estimate.bucketed_share(["a b c"] * 500, 128) == 1.0
+    assert estimate.convolved_share(["a b c"] * 500, 128, length_buckets=True, parts=4) == 1.0
 
 
 def test_a_fine_tuning_step_costs_at_least_its_floor_however_short_the_texts(splits):
