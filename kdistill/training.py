@@ -72,11 +72,13 @@ CPU_BATCH_PARTS = 4
 
 def batch_parts():
     """How many length-sorted parts `Distiller` convolves each batch in: `CPU_BATCH_PARTS` on a CPU, 1 (the whole
-    batch) where a GPU or TPU holds the model."""
+    batch) where a GPU or TPU holds the model, or where a strategy splits each batch over replicas (the parts'
+    widths would not split with the rows)."""
     import tensorflow as tf
 
     accelerated = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
-    return 1 if accelerated else CPU_BATCH_PARTS
+    replicated = tf.distribute.get_strategy().num_replicas_in_sync > 1
+    return 1 if accelerated or replicated else CPU_BATCH_PARTS
 
 
 def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False, parts=1):
