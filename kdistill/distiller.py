@@ -99,12 +99,12 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         """
         rows = keras.ops.shape(ids)[0]
         parts = part_widths.shape[0]
-        slots = keras.ops.maximum(rows, parts)
-        ids = keras.ops.take(ids, keras.ops.minimum(keras.ops.arange(slots), rows - 1), axis=0)
+        ends = part_ends(rows, parts)
+        ids = keras.ops.take(ids, keras.ops.minimum(keras.ops.arange(ends[-1]), rows - 1), axis=0)
         logits = []
         for k in range(parts):
-            start, stop = (k * slots) // parts, ((k + 1) * slots) // parts
-            part = keras.ops.slice(ids, (start, 0), (stop - start, part_widths[k]))
+            start = ends[k - 1] if k else 0
+            part = keras.ops.slice(ids, (start, 0), (ends[k] - start, part_widths[k]))
             logits.append(self.network(part, training=training))
         return keras.ops.concatenate(logits, axis=0)[:rows]
 
@@ -164,6 +164,14 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         self.compile(**keras.saving.deserialize_keras_object(config))
         if self.built:
             self.optimizer.build(self.trainable_variables)
+
+
+def part_ends(rows, parts):
+    """Where each of `parts` equal slices of a batch of `rows` rows ends (exclusive), counting at least one row a
+    part: a batch of fewer rows than parts repeats its last (`Distiller._by_parts`). The one rule both the
+    distiller and the batches' `"part_widths"` (`training.transfer_dataset`) slice by."""
+    slots = keras.ops.maximum(rows, parts)
+    return (keras.ops.arange(1, parts + 1) * slots) // parts
 
 
 def _texts(inputs):

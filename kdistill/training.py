@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from kdistill import checkpoint, io, keys, progress
+from kdistill import distiller as distiller_lib
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
@@ -127,8 +128,8 @@ def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, lengt
             # The longest text of a part is its last. A batch of fewer rows than parts gives each part one, its last
             # row repeated (`Distiller._by_parts`).
             count = tf.size(rows)
-            ends = (tf.range(1, parts + 1) * tf.maximum(count, parts)) // parts
-            features["part_widths"] = tf.maximum(tf.gather(row_lengths, tf.minimum(ends, count) - 1), 1)
+            last_rows = tf.minimum(distiller_lib.part_ends(count, parts), count) - 1
+            features["part_widths"] = tf.maximum(tf.gather(row_lengths, last_rows), 1)
         return features, tf.gather(targets, rows)
 
     signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.int64))
