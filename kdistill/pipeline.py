@@ -442,8 +442,9 @@ def run_all(
     teacher_dir = teacher_dir or os.path.join(out_dir, "teacher")
     trained = teacher_is_trained(splits, teacher_dir, teacher_config, seed)
     runtime = teacher_lib.labelling_runtime(teacher_runtime)
+    ms_per_text = _teacher_speed(splits, teacher_config)
     clock = estimate.RunClock(estimate.plan(
-        splits, teacher_config, distill_config, _teacher_speed(splits, teacher_config), teacher_trained=trained,
+        splits, teacher_config, distill_config, ms_per_text, teacher_trained=trained,
         pool_labelled=trained and _pool_labelled(teacher_dir, len(splits.unlabelled_texts)), runtime=runtime,
         side_by_side=side_by_side.wanted(None, teacher_config.ensemble),
     ))
@@ -506,6 +507,8 @@ def run_all(
     summary["seconds"] = round(time.time() - start, 1)
     summary["stage_seconds"] = clock.seconds
     summary["estimated_seconds"] = {name: round(s, 1) for name, s in clock.estimate.items()}
+    # What the estimate was priced at, so that a run's estimate can be checked against its stages' times.
+    summary["probe_ms_per_text"] = round(ms_per_text, 3)
     io.write_json(summary, os.path.join(out_dir, "summary.json"))
     return summary
 

@@ -74,6 +74,7 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     assert "[time] estimate: about" in result.stdout
     assert set(summary["stage_seconds"]) == set(summary["estimated_seconds"]) == set(estimate.STAGES)
     assert summary["estimated_seconds"]["teacher"] == summary["estimated_seconds"]["labelling"] == 0
+    assert 0 < summary["probe_ms_per_text"] < 100  # the speed the estimate was priced at, a few ms on a CPU
     assert result.stdout.count("[time] ") == 1 + len(estimate.STAGES)
 
 
