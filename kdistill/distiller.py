@@ -14,8 +14,8 @@ the expensive part). With every batch carrying them the teacher may be `None`.
 A dict may carry the student's `"token_ids"` instead of (or beside) the text,
 tokenised in the input pipeline: string ops then stay on the host, which TPUs
 need; the student may then be its bare id-level network
-(`student.conv_classifier`). With `"part_widths"` beside the ids (`training.transfer_dataset` on a CPU), the
-rows come sorted by length and are convolved in that many equal slices, each cut to its width: the same logits
+(`student.conv_classifier`). Compiled with `batch_parts` above 1 (`training.batch_parts`: on a CPU), it sorts a
+batch's rows by length and convolves them in that many equal slices, each cut to its longest text: the same logits
 and loss for fewer positions. Labels are class ids, with -1 for unlabelled rows.
 Only the student's weights train; `fit`, `evaluate` and callbacks work as usual.
 
@@ -58,6 +58,7 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         self.network = getattr(student, "classifier", student)
         self.alpha = DEFAULT_ALPHA
         self.temperature = DEFAULT_TEMPERATURE
+        self.batch_parts = 1
         self.built = True  # teacher and student come built; the distiller adds no weights
 
     def compile(
@@ -66,6 +67,7 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         metrics=None,
         alpha=DEFAULT_ALPHA,
         temperature=DEFAULT_TEMPERATURE,
+        batch_parts=1,
         jit_compile=False,  # string ops (tokenisers) cannot run under XLA
         **kwargs,
     ):
@@ -73,6 +75,8 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
+        if int(batch_parts) < 1:
+            raise ValueError(f"batch_parts must be at least 1, got {batch_parts}")
         # Keras applies sample weights only to `weighted_metrics`; compute_metrics weighs
         # unlabelled rows by zero, so the metrics must go there to score labelled rows only.
         if metrics is not None:
@@ -80,33 +84,37 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
         super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
         self.alpha = float(alpha)
         self.temperature = float(temperature)
+        self.batch_parts = int(batch_parts)
 
     def call(self, inputs, training=False):
         ids = inputs.get("token_ids") if isinstance(inputs, dict) else None
-        if ids is not None and "part_widths" in inputs:
-            return self._by_parts(ids, inputs["part_widths"], training)
+        if ids is not None and self.batch_parts > 1:
+            return self._by_parts(ids, training)
         if ids is not None:
             return self.network(ids, training=training)
         return self.student(_texts(inputs), training=training)
 
-    def _by_parts(self, ids, part_widths, training):
-        """The network's logits of `ids`, convolved in `len(part_widths)` equal slices of rows, each cut to its
-        width (`training.transfer_dataset` sorts the rows by length): every row's logits are the same as in one
-        call, since padding changes nothing (`student.conv_classifier`), and a CPU convolves fewer positions.
+    def _by_parts(self, ids, training):
+        """The network's logits of `ids`, its rows sorted by length and convolved in `batch_parts` equal slices,
+        each cut to its longest text, then put back in order: every row's logits are the same as in one call,
+        since padding changes nothing (`student.conv_classifier`), and a CPU convolves fewer positions.
 
-        A batch of fewer rows than parts repeats its last row to give every part one (a convolution of no rows
+        A batch of fewer rows than parts repeats its longest row to give every part one (a convolution of no rows
         fails), and the repeats' logits are dropped, so they add nothing to the loss.
         """
         rows = keras.ops.shape(ids)[0]
-        parts = part_widths.shape[0]
-        ends = part_ends(rows, parts)
-        ids = keras.ops.take(ids, keras.ops.minimum(keras.ops.arange(ends[-1]), rows - 1), axis=0)
+        lengths = keras.ops.count_nonzero(ids, axis=1)
+        by_length = keras.ops.argsort(lengths)
+        ends = part_ends(rows, self.batch_parts)
+        slots = keras.ops.take(by_length, keras.ops.minimum(keras.ops.arange(ends[-1]), rows - 1))
+        ids, lengths = keras.ops.take(ids, slots, axis=0), keras.ops.take(lengths, slots)
+        widths = keras.ops.cast(keras.ops.maximum(keras.ops.take(lengths, ends - 1), 1), "int32")
         logits = []
-        for k in range(parts):
+        for k in range(self.batch_parts):
             start = ends[k - 1] if k else 0
-            part = keras.ops.slice(ids, (start, 0), (ends[k] - start, part_widths[k]))
+            part = keras.ops.slice(ids, (start, 0), (ends[k] - start, widths[k]))
             logits.append(self.network(part, training=training))
-        return keras.ops.concatenate(logits, axis=0)[:rows]
+        return keras.ops.take(keras.ops.concatenate(logits, axis=0)[:rows], keras.ops.argsort(by_length), axis=0)
 
     def teacher_logits(self, inputs):
         """Precomputed logits when the batch carries them, else the frozen teacher's output."""
@@ -155,7 +163,7 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
 
     def get_compile_config(self):
         config = super().get_compile_config() or {}
-        config.update(alpha=self.alpha, temperature=self.temperature)
+        config.update(alpha=self.alpha, temperature=self.temperature, batch_parts=self.batch_parts)
         return config
 
     def compile_from_config(self, config):
@@ -168,8 +176,7 @@ class Distiller(distribute.StrategyFitFixes, keras.Model):
 
 def part_ends(rows, parts):
     """Where each of `parts` equal slices of a batch of `rows` rows ends (exclusive), counting at least one row a
-    part: a batch of fewer rows than parts repeats its last (`Distiller._by_parts`). The one rule both the
-    distiller and the batches' `"part_widths"` (`training.transfer_dataset`) slice by."""
+    part: a batch of fewer rows than parts repeats its last (`Distiller._by_parts`)."""
     slots = keras.ops.maximum(rows, parts)
     return (keras.ops.arange(1, parts + 1) * slots) // parts
 

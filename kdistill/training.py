@@ -20,7 +20,6 @@ import keras
 import numpy as np
 
 from kdistill import checkpoint, io, keys, progress
-from kdistill import distiller as distiller_lib
 from kdistill import student as student_lib
 from kdistill import tokenizer as tokenizer_lib
 from kdistill.distiller import Distiller
@@ -73,8 +72,8 @@ CPU_BATCH_PARTS = 4
 
 def batch_parts():
     """How many length-sorted parts `Distiller` convolves each batch in: `CPU_BATCH_PARTS` on a CPU, 1 (the whole
-    batch) where a GPU or TPU holds the model, or where a strategy splits each batch over replicas (the parts'
-    widths would not split with the rows)."""
+    batch) where a GPU or TPU holds the model, or where a strategy splits each batch over replicas (each replica's
+    share is a few dozen rows; the parts were measured on whole batches of 128)."""
     import tensorflow as tf
 
     accelerated = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("TPU")
@@ -82,16 +81,14 @@ def batch_parts():
     return 1 if accelerated or replicated else CPU_BATCH_PARTS
 
 
-def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False, parts=1):
+def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False):
     """(`{"token_ids", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives.
 
     Each batch's ids are cut to its longest text: the same logits (`tokenizer.trim_padding`), fewer positions
     to convolve. The student's input is declared `sequence_length` wide; the narrower batches pass because `fit`
-    traces the step for ids of any width. With `parts` above 1 each batch's rows come sorted by length and the
-    features add `"part_widths"`, the longest text of each of `parts` equal slices of the rows, which
-    `Distiller` convolves one by one: the same rows and loss, fewer positions again.
+    traces the step for ids of any width.
 
-    Python draws each epoch's order once; the batches are gathered, sorted and cut by TensorFlow. A Python
+    Python draws each epoch's order once; the batches are gathered and cut by TensorFlow. A Python
     generator of batches held the step back on a 2-core CPU (41 s an epoch of SST-2's demo against 34).
     """
     import tensorflow as tf
@@ -118,18 +115,8 @@ def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, lengt
     lengths = tf.constant(text_lengths)
 
     def batch(rows):
-        row_lengths = tf.gather(lengths, rows)
-        if parts > 1:
-            by_length = tf.argsort(row_lengths, stable=True)
-            rows, row_lengths = tf.gather(rows, by_length), tf.gather(row_lengths, by_length)
-        features = {"token_ids": tf.gather(ids, rows)[:, : tf.maximum(tf.reduce_max(row_lengths), 1)],
-                    "teacher_logits": tf.gather(logits, rows)}
-        if parts > 1:
-            # The longest text of a part is its last. A batch of fewer rows than parts gives each part one, its last
-            # row repeated (`Distiller._by_parts`).
-            count = tf.size(rows)
-            last_rows = tf.minimum(distiller_lib.part_ends(count, parts), count) - 1
-            features["part_widths"] = tf.maximum(tf.gather(row_lengths, last_rows), 1)
+        longest = tf.maximum(tf.reduce_max(tf.gather(lengths, rows)), 1)
+        features = {"token_ids": tf.gather(ids, rows)[:, :longest], "teacher_logits": tf.gather(logits, rows)}
         return features, tf.gather(targets, rows)
 
     signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.int64))
@@ -157,6 +144,7 @@ def new_distiller(teacher, student, config, num_rows, steps_per_execution=1):
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="labelled_accuracy")],
         alpha=config.alpha,
         temperature=config.distill_temperature(student.num_classes),
+        batch_parts=batch_parts(),  # under the caller's strategy scope, which `batch_parts` asks about
         steps_per_execution=steps_per_execution,
     )
     return distiller
@@ -178,10 +166,9 @@ def distill(
     )
     order = io.EpochOrder(config.seed)
     token_ids = student_token_ids(student, texts)
-    parts = batch_parts()
 
     def make_dataset(input_context=None):
-        return transfer_dataset(token_ids, logits, labels, config.batch_size, order, config.length_buckets, parts)
+        return transfer_dataset(token_ids, logits, labels, config.batch_size, order, config.length_buckets)
 
     return _fit(teacher, student, make_dataset, order, len(texts), (texts, labels, logits),
                 (splits.labelled_texts, splits.labelled_labels), config, None, callbacks, verbose, backup_dir)

@@ -80,62 +80,51 @@ def test_batches_cut_to_their_longest_text_give_the_same_logits(vocabulary, sst2
 
 
 def test_batches_convolved_in_length_sorted_parts_give_the_whole_batchs_logits_and_gradients(vocabulary, sst2_splits):
-    """On a CPU `Distiller` convolves each batch as `CPU_BATCH_PARTS` slices of rows sorted by length, each cut to
-    its longest text (`training.transfer_dataset(parts=...)`): the same rows as a batch drawn whole, and the same
-    logits, loss and gradients, so the recipe is unchanged and only its speed differs."""
+    """On a CPU `Distiller` sorts each batch's rows by length and convolves them as `CPU_BATCH_PARTS` slices, each
+    cut to its longest text (`compile(batch_parts=...)`): the same logits, in the batch's order, the same loss and
+    the same gradients as one call on the whole batch, so the recipe is unchanged and only its speed differs."""
     student = _student(vocabulary, sst2_splits.unlabelled_texts, sequence_length=64, kernel_sizes=(2, 3, 4, 5))
-    ids = training.student_token_ids(student, sst2_splits.unlabelled_texts[:400])
-    ids = ids[np.sort(np.unique(ids, axis=0, return_index=True)[1])][:300]  # distinct rows, to find each again
+    ids = training.student_token_ids(student, sst2_splits.unlabelled_texts[:300])
     logits = np.random.default_rng(0).normal(size=(300, 2)).astype(np.float32)
     labels = np.where(np.arange(300) % 7 == 0, np.arange(300) % 2, -1).astype(np.int32)
-    rows_of = {ids[i].tobytes(): i for i in range(300)}
-
-    def epoch(parts):
-        return list(training.transfer_dataset(ids, logits, labels, 32, io.EpochOrder(5), parts=parts))
-
-    whole, split = epoch(1), epoch(4)
-    assert [len(y) for _, y in split] == [32] * 9 + [12]
-    distiller = Distiller(None, student)
-    distiller.compile(alpha=0.5, temperature=2.0)
+    batches = list(training.transfer_dataset(ids, logits, labels, 32, io.EpochOrder(5)))
+    assert [len(y) for _, y in batches] == [32] * 9 + [12]
+    by_parts, at_once = Distiller(None, student), Distiller(None, student)
+    by_parts.compile(alpha=0.5, temperature=2.0, batch_parts=4)
+    at_once.compile(alpha=0.5, temperature=2.0)
+    assert by_parts.get_compile_config()["batch_parts"] == 4
 
     # Traced for ids of any width, as `fit` traces its step.
     @tf.function(input_signature=[{"token_ids": tf.TensorSpec([None, None], tf.int32),
-                                   "teacher_logits": tf.TensorSpec([None, 2], tf.float32),
-                                   "part_widths": tf.TensorSpec([4], tf.int32)},
+                                   "teacher_logits": tf.TensorSpec([None, 2], tf.float32)},
                                   tf.TensorSpec([None], tf.int32)])
     def both_ways(x, y):
-        whole_x = {"token_ids": x["token_ids"], "teacher_logits": x["teacher_logits"]}
         with tf.GradientTape(persistent=True) as tape:
-            by_parts, at_once = distiller(x), distiller(whole_x)
-            losses = [distiller.compute_loss(x, y, by_parts), distiller.compute_loss(whole_x, y, at_once)]
+            outputs = [by_parts(x), at_once(x)]
+            losses = [by_parts.compute_loss(x, y, outputs[0]), at_once.compute_loss(x, y, outputs[1])]
         gradients = [[tf.convert_to_tensor(g) for g in tape.gradient(loss, student.trainable_variables)]
                      for loss in losses]
-        return by_parts, at_once, losses, gradients
+        return outputs, losses, gradients
 
-    for (x_whole, _), (x, y) in zip(whole, split):
-        width = x["token_ids"].shape[1]
-        rows = [rows_of[np.pad(r, (0, 64 - width)).tobytes()] for r in x["token_ids"].numpy()]
-        # The same rows as the whole batch, sorted by length, with their logits and labels.
-        assert sorted(rows) == sorted(rows_of[np.pad(r, (0, 64 - x_whole["token_ids"].shape[1])).tobytes()]
-                                      for r in x_whole["token_ids"].numpy())
-        lengths = (ids[rows] != 0).sum(axis=1)
-        assert (np.diff(lengths) >= 0).all() and width == lengths.max()
-        np.testing.assert_array_equal(x["teacher_logits"].numpy(), logits[rows])
-        np.testing.assert_array_equal(y.numpy(), labels[rows])
-        ends = (np.arange(1, 5) * len(rows)) // 4
-        np.testing.assert_array_equal(x["part_widths"].numpy(), lengths[ends - 1])
-        # The same logits, loss and gradients as one call on the whole batch.
-        by_parts, at_once, losses, gradients = both_ways(x, y)
-        np.testing.assert_allclose(by_parts.numpy(), at_once.numpy(), atol=1e-5)
+    def check(x, y):
+        outputs, losses, gradients = both_ways(x, y)
+        np.testing.assert_allclose(outputs[0].numpy(), outputs[1].numpy(), atol=1e-5)
         np.testing.assert_allclose(losses[0].numpy(), losses[1].numpy(), rtol=1e-5)
         for a, b in zip(*gradients):
             np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
-    # A last batch of fewer rows than parts: every part holds one row, the last repeated, and nothing is counted twice.
-    last, = list(training.transfer_dataset(ids[:259], logits[:259], labels[:259], 128, io.EpochOrder(0), parts=4))[2:]
+
+    widths = []
+    for x, y in batches:
+        lengths = (x["token_ids"].numpy() != 0).sum(axis=1)
+        assert not (np.diff(lengths) >= 0).all()  # shuffled rows: the distiller, not the batches, sorts them
+        widths.append(x["token_ids"].shape[1])
+        check(x, y)
+    assert len(set(widths)) > 1  # batches of several widths, each cut to its longest text
+    # A last batch of fewer rows than parts: every part holds one row, the longest repeated, and nothing is
+    # counted twice.
+    last, = list(training.transfer_dataset(ids[:259], logits[:259], labels[:259], 128, io.EpochOrder(0)))[2:]
     assert len(last[1]) == 3
-    by_parts, at_once, losses, gradients = both_ways(*last)
-    np.testing.assert_allclose(by_parts.numpy(), at_once.numpy(), atol=1e-5)
-    np.testing.assert_allclose(losses[0].numpy(), losses[1].numpy(), rtol=1e-5)
+    check(*last)
 
 
 def test_student_round_trips_through_keras_file(vocabulary, sst2_splits, tmp_path):
