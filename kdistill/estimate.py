@@ -55,8 +55,8 @@ EXPORT_S = 6.0
 EXPORT_PER_DEV_ROW = 2.0
 # The int8 LiteRT labeller (`teacher.LITERT_INT8`): its time per text as a share of the probe's float32 forward
 # pass (SST-2's demo: 222 and 234 s for three teachers and 134,000 texts, probes of 2.1 and 2.4 ms, 2026-12-06;
-# 203 s at a probe of 1.84 ms, 2026-12-07), and the seconds it takes to write one teacher's (conversion and quantisation) and to label dev a second time,
-# for the agreement each run reports.
+# 203 s at a probe of 1.84 ms, 2026-12-07), and the seconds it takes to write one teacher's (conversion and
+# quantisation) and to label dev a second time, for the agreement each run reports.
 LITERT_INT8_SHARE = 0.27
 LABELLER_WRITE_S = 15.0
 # Members fine-tuned side by side on a CPU (`side_by_side`), writing their int8 labellers there too: the stage's time

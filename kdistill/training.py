@@ -84,9 +84,9 @@ def batch_parts():
 def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, length_buckets=False):
     """(`{"token_ids", "teacher_logits"}`, label or -1) batches in the order `order` (an `io.EpochOrder`) gives.
 
-    Each batch's ids are cut to its longest text: the same logits (`tokenizer.trim_padding`), fewer positions
-    to convolve. The student's input is declared `sequence_length` wide; the narrower batches pass because `fit`
-    traces the step for ids of any width.
+    Each batch's ids are cut to its longest text (`tokenizer.trim_padding`, as streamed shards are): the same
+    logits, fewer positions to convolve. The student's input is declared `sequence_length` wide; the narrower
+    batches pass because `fit` traces the step for ids of any width.
 
     Python draws each epoch's order once; the batches are gathered and cut by TensorFlow. A Python
     generator of batches held the step back on a 2-core CPU (41 s an epoch of SST-2's demo against 34).
@@ -112,11 +112,10 @@ def transfer_dataset(token_ids, teacher_logits, labels, batch_size, order, lengt
     ids = tf.constant(token_ids)
     logits = tf.constant(np.asarray(teacher_logits, np.float32))
     targets = tf.constant(np.asarray(labels, np.int32))
-    lengths = tf.constant(text_lengths)
 
     def batch(rows):
-        longest = tf.maximum(tf.reduce_max(tf.gather(lengths, rows)), 1)
-        features = {"token_ids": tf.gather(ids, rows)[:, :longest], "teacher_logits": tf.gather(logits, rows)}
+        features = {"token_ids": tokenizer_lib.trim_padding(tf.gather(ids, rows)),
+                    "teacher_logits": tf.gather(logits, rows)}
         return features, tf.gather(targets, rows)
 
     signature = (tf.TensorSpec((None,), tf.int64), tf.TensorSpec((None,), tf.int64))
