@@ -501,7 +501,9 @@ def run_all(
     }
     dev_logits = {"teacher": targets["dev"], "labels_only": labels_only.predict_texts(splits.dev_texts),
                   "student": student.predict_texts(splits.dev_texts)}
-    summary.update(report.write(out_dir, summary, splits.class_names, splits.dev_labels, dev_logits))
+    training_texts = np.concatenate([splits.labelled_texts, splits.unlabelled_texts])
+    summary.update(report.write(out_dir, summary, splits.class_names, splits.dev_labels, dev_logits,
+                                dev_texts=splits.dev_texts, training_texts=training_texts))
     # The page that runs the MediaPipe model in a browser (CDN assets: no network or npm needed to write it).
     summary["web_dir"] = web.write(os.path.join(out_dir, "web"), mediapipe_path, web.model_info(mediapipe_path, summary))
     summary["seconds"] = round(time.time() - start, 1)

@@ -66,6 +66,11 @@ def test_small_demo_reuses_the_teacher_runs_every_other_stage_and_summarises(sma
     assert summary["truncated_texts"] > 0 and summary["student_sequence_length"] == 16
     assert f"{summary['truncated_texts']:,} of the " in report and "window of 16 pieces" in report
     assert "![the page after a classification](web/page.png)" in report
+    # Where the student falls behind: the dev rows holding a word no training text holds, against the rest.
+    by_words = summary["dev_rows_by_new_words"]
+    assert by_words["new_word"]["rows"] + by_words["known_words"]["rows"] == summary["dev_rows"]
+    assert by_words["new_word"]["rows"] > 0 and "## Where the student falls behind" in report
+    assert f"| with a new word | {by_words['new_word']['rows']:,} |" in report
     assert summary["distill_temperature"] == 2.0 and "temperature 2 (`--temperature`" in report  # 2 classes
     assert os.path.getsize(os.path.join(out, "confusion.png")) > 0
     assert "95% interval" in result.stdout and summary["report_path"] in result.stdout
